@@ -1,0 +1,135 @@
+"""vene: interventions on the internals of PyTorch models.
+
+``import vene as pv`` gives pyvene's public API: configs, ``IntervenableModel``, the static
+interventions, the marker base classes, and (when the plugin packages are installed) the trainable
+interventions of vene-train and the model factories of vene-hf.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._artifacts import ArtifactStore
+from ._config import IntervenableConfig, RepresentationConfig
+from ._errors import (
+    ArtifactError,
+    BatchSizeError,
+    ConfigError,
+    MissingPluginError,
+    PluginError,
+    SiteResolutionError,
+    SubspaceError,
+    UnitLocationError,
+    VeneError,
+)
+from ._interventions import (
+    AdditionIntervention,
+    BasisAgnosticIntervention,
+    CollectIntervention,
+    ConstantSourceIntervention,
+    DistributedRepresentationIntervention,
+    Intervention,
+    InterventionOutput,
+    LambdaIntervention,
+    LocalistRepresentationIntervention,
+    NoiseIntervention,
+    SkipIntervention,
+    SourcelessIntervention,
+    SubtractionIntervention,
+    TrainableIntervention,
+    VanillaIntervention,
+    ZeroIntervention,
+    subspace_mask,
+)
+from ._model import IntervenableModel, IntervenableModelOutput
+from ._models import (
+    GRUConfig,
+    GRUForClassification,
+    GRUModel,
+    MLPConfig,
+    MLPForClassification,
+    MLPModel,
+    create_gru,
+    create_gru_classifier,
+    create_mlp_classifier,
+)
+from ._sites import EXPERT, LAYER, ComponentSpec, Layout, Side, Site, Unit
+from ._version import __version__
+from .hookspecs import hookimpl
+from .plugins import default_registry, get_plugin_manager
+
+__all__ = [
+    "__version__",
+    "hookimpl",
+    "get_plugin_manager",
+    "default_registry",
+    # configs and the model
+    "RepresentationConfig",
+    "IntervenableConfig",
+    "IntervenableModel",
+    "IntervenableModelOutput",
+    # sites
+    "Site",
+    "Side",
+    "Unit",
+    "Layout",
+    "ComponentSpec",
+    "LAYER",
+    "EXPERT",
+    # interventions
+    "Intervention",
+    "TrainableIntervention",
+    "ConstantSourceIntervention",
+    "SourcelessIntervention",
+    "LocalistRepresentationIntervention",
+    "DistributedRepresentationIntervention",
+    "BasisAgnosticIntervention",
+    "InterventionOutput",
+    "VanillaIntervention",
+    "AdditionIntervention",
+    "SubtractionIntervention",
+    "ZeroIntervention",
+    "CollectIntervention",
+    "NoiseIntervention",
+    "SkipIntervention",
+    "LambdaIntervention",
+    "subspace_mask",
+    # reference models
+    "MLPConfig",
+    "MLPModel",
+    "MLPForClassification",
+    "create_mlp_classifier",
+    "GRUConfig",
+    "GRUModel",
+    "GRUForClassification",
+    "create_gru",
+    "create_gru_classifier",
+    # artifacts
+    "ArtifactStore",
+    # errors
+    "VeneError",
+    "ConfigError",
+    "SiteResolutionError",
+    "UnitLocationError",
+    "BatchSizeError",
+    "SubspaceError",
+    "PluginError",
+    "MissingPluginError",
+    "ArtifactError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Names that plugin packages provide (vene-train's interventions, vene-hf's factories)."""
+    if name.startswith("_"):  # private submodules being imported, dunder probes
+        raise AttributeError(f"module 'vene' has no attribute {name!r}")
+    from .plugins import PLUGIN_PACKAGES
+
+    registry = default_registry()
+    try:
+        return registry.public(name)
+    except KeyError:
+        pass
+    if name in PLUGIN_PACKAGES:
+        registry.get("intervention_types", name)  # raises MissingPluginError naming the package
+    raise AttributeError(f"module 'vene' has no attribute {name!r}")

@@ -1,0 +1,68 @@
+"""Core's built-in plugin: static interventions and the dotted-path resolver.
+
+Registered under the name ``"core"`` through the same plugin manager as any third-party plugin.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._errors import SiteResolutionError, nearest
+from ._interventions import STATIC_INTERVENTIONS
+from ._sites import Site, get_module, parse_dotted_component
+from .hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ._config import RepresentationConfig
+
+
+@hookimpl
+def vene_intervention_types() -> Any:
+    return STATIC_INTERVENTIONS
+
+
+@hookimpl(specname="vene_resolve_site")
+def resolve_reference_model(model: nn.Module, representation: RepresentationConfig) -> Site | None:
+    """Core's own models first (they carry their table), then dotted paths."""
+    table = getattr(type(model), "vene_components", None)
+    if table is not None and parse_dotted_component(representation.component) is None:
+        return type(model).vene_resolve(model, representation)
+    return None
+
+
+def _infer_dim(module: nn.Module, side: str) -> int | None:
+    import torch.nn as nn
+
+    if isinstance(module, nn.Linear):
+        return module.in_features if side == "input" else module.out_features
+    if isinstance(module, nn.Embedding):
+        return module.embedding_dim if side == "output" else None
+    if isinstance(module, nn.LayerNorm) and len(module.normalized_shape) == 1:
+        return int(module.normalized_shape[0])
+    if isinstance(module, (nn.GRUCell, nn.RNNCell, nn.LSTMCell)):
+        return module.input_size if side == "input" else module.hidden_size
+    return None
+
+
+@hookimpl(trylast=True, specname="vene_resolve_site")
+def resolve_dotted_path(model: nn.Module, representation: RepresentationConfig) -> Site | None:
+    parsed = parse_dotted_component(representation.component)
+    if parsed is None:
+        comps = getattr(type(model), "vene_components", None)
+        known = sorted(comps) if comps else []
+        hint = (
+            f" Abstract components such as {representation.component!r} need a resolver for "
+            f"{type(model).__name__}: for Hugging Face models install vene-hf (pip install vene-hf)."
+            if not known
+            else f"{nearest(representation.component, known)} Components: {', '.join(known)}."
+        )
+        raise SiteResolutionError(
+            f"cannot resolve component {representation.component!r} on {type(model).__name__}.{hint} "
+            "Any module can be reached by a dotted path ending in .input or .output, e.g. "
+            "'layers[3].mlp.output'."
+        )
+    path, side = parsed
+    module = get_module(model, path)
+    return Site(module=path, side=side, dim=_infer_dim(module, side.value))

@@ -1,0 +1,215 @@
+"""Configuration records: which representations to intervene on, and with what."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from attrs import field, frozen
+
+from ._errors import ConfigError
+
+__all__ = ["RepresentationConfig", "IntervenableConfig", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+_REP_FIELDS = (
+    "layer",
+    "component",
+    "unit",
+    "max_number_of_units",
+    "low_rank_dimension",
+    "intervention_type",
+    "intervention",
+    "subspace_partition",
+    "group_key",
+    "intervention_link_key",
+    "moe_key",
+    "source_representation",
+    "hidden_source_representation",
+    "latent_dim",
+)
+
+
+def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{attribute.name} must be a positive int, got {value!r}.")
+
+
+def _partition(value: Any) -> tuple[tuple[int, int], ...] | None:
+    if value is None:
+        return None
+    try:
+        parts = tuple((int(a), int(b)) for a, b in value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"subspace_partition must be a list of [start, end) pairs such as [[0, 64], [64, 128]], "
+            f"got {value!r}."
+        ) from None
+    for a, b in parts:
+        if not 0 <= a < b:
+            raise ConfigError(f"subspace_partition entry [{a}, {b}] is empty or negative.")
+    return parts
+
+
+@frozen
+class RepresentationConfig:
+    """One intervention site and how to intervene on it (pyvene's fields and defaults).
+
+    Give it as this class, a dict of these fields, or a positional list in this order.
+    ``intervention_type`` (a class, or the registered name of one) and ``intervention`` (a ready
+    instance, or a plain function ``f(base, source)``) are mutually exclusive.
+    """
+
+    layer: int = 0
+    component: str = "block_output"
+    unit: str = "pos"
+    max_number_of_units: int = field(default=1, validator=_positive_int)
+    low_rank_dimension: int | None = None
+    intervention_type: Any = None
+    intervention: Any = field(default=None, eq=False)
+    subspace_partition: tuple[tuple[int, int], ...] | None = field(
+        default=None, converter=_partition
+    )
+    group_key: Any = None
+    intervention_link_key: Any = None
+    moe_key: Any = None
+    source_representation: Any = field(default=None, eq=False)
+    hidden_source_representation: Any = field(default=None, eq=False)
+    latent_dim: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.intervention is not None and self.intervention_type is not None:
+            raise ConfigError(
+                f"representation (layer {self.layer}, {self.component!r}) gives both "
+                "`intervention` and `intervention_type`; give one: a ready instance (or function) "
+                "in `intervention`, or a class in `intervention_type`."
+            )
+        if not isinstance(self.component, str):
+            raise ConfigError(f"component must be a string, got {self.component!r}.")
+        from ._sites import Unit
+
+        Unit.parse(self.unit)
+
+    @classmethod
+    def coerce(cls, value: Any) -> RepresentationConfig:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            unknown = set(value) - set(_REP_FIELDS)
+            if unknown:
+                from ._errors import nearest
+
+                bad = sorted(unknown)[0]
+                raise ConfigError(
+                    f"unknown representation field {bad!r}.{nearest(bad, _REP_FIELDS)} "
+                    f"Fields: {', '.join(_REP_FIELDS)}."
+                )
+            return cls(**value)
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            if len(value) > len(_REP_FIELDS):
+                raise ConfigError(
+                    f"a positional representation has at most {len(_REP_FIELDS)} fields "
+                    f"({', '.join(_REP_FIELDS)}), got {len(value)}."
+                )
+            return cls(*value)
+        raise ConfigError(
+            f"cannot read a representation from {type(value).__name__}; give a "
+            "RepresentationConfig, a dict of its fields or a positional list."
+        )
+
+
+def _representations(value: Any) -> tuple[RepresentationConfig, ...]:
+    if isinstance(value, (RepresentationConfig, Mapping)):
+        value = [value]
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise ConfigError("representations must be a list of representations (or a single one).")
+    # A flat positional list such as [0, "block_output"] is one representation, not several.
+    if value and not isinstance(value[0], (RepresentationConfig, Mapping, list, tuple)):
+        value = [value]
+    return tuple(RepresentationConfig.coerce(v) for v in value)
+
+
+def _mode(value: str) -> str:
+    if value not in ("parallel", "serial"):
+        raise ConfigError(f"mode must be 'parallel' or 'serial', got {value!r}.")
+    return value
+
+
+@frozen
+class IntervenableConfig:
+    """The representations to intervene on, their default intervention type(s) and the mode.
+
+    ``intervention_types`` is one class (or registered name) for all representations, or one per
+    representation. ``mode="parallel"`` reads every source from its own unintervened run;
+    ``mode="serial"`` chains them (source 0 intervenes on source 1, ..., the last on the base).
+    """
+
+    representations: tuple[RepresentationConfig, ...] = field(
+        factory=lambda: (RepresentationConfig(),), converter=_representations
+    )
+    intervention_types: Any = None
+    mode: str = field(default="parallel", validator=lambda i, a, v: _mode(v))
+    model_type: Any = field(default=None, eq=False)
+
+    @classmethod
+    def coerce(cls, value: Any) -> IntervenableConfig:
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping) and "representations" in value:
+            return cls(**value)
+        return cls(representations=value)
+
+    def type_for(self, i: int) -> Any:
+        """The configured default intervention type of representation ``i`` (or None)."""
+        types = self.intervention_types
+        if isinstance(types, (list, tuple)):
+            if len(types) != len(self.representations):
+                raise ConfigError(
+                    f"intervention_types has {len(types)} entries for "
+                    f"{len(self.representations)} representations; give one type, or one per "
+                    "representation."
+                )
+            return types[i]
+        return types
+
+    # --- JSON --------------------------------------------------------------------------------
+    def to_dict(self, type_names: Sequence[str] | None = None) -> dict[str, Any]:
+        """A JSON-ready dict. ``type_names`` gives the registered type name per representation."""
+        reps = []
+        for i, rep in enumerate(self.representations):
+            d = {}
+            for name in _REP_FIELDS:
+                if name in (
+                    "intervention",
+                    "intervention_type",
+                    "source_representation",
+                    "hidden_source_representation",
+                ):
+                    continue
+                v = getattr(rep, name)
+                d[name] = [list(p) for p in v] if name == "subspace_partition" and v else v
+            if type_names is not None:
+                d["intervention_type"] = type_names[i]
+            reps.append(d)
+        return {"schema_version": SCHEMA_VERSION, "mode": self.mode, "representations": reps}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IntervenableConfig:
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ConfigError(
+                f"config schema_version {version!r} is not supported by this vene-core "
+                f"(which reads version {SCHEMA_VERSION}); upgrade vene-core."
+            )
+        reps = [RepresentationConfig.coerce(dict(r)) for r in data["representations"]]
+        return cls(representations=reps, mode=data.get("mode", "parallel"))
+
+    def to_json(self, type_names: Sequence[str] | None = None) -> str:
+        return json.dumps(self.to_dict(type_names), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> IntervenableConfig:
+        return cls.from_dict(json.loads(text))

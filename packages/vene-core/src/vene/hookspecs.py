@@ -1,0 +1,102 @@
+"""The plugin contract of vene: every hook a plugin may implement.
+
+Plugins are found through the ``vene`` entry-point group and implement these hooks with
+``from vene import hookimpl``. Hooks are called with keyword arguments; an implementation may
+accept any subset of them. Specifications only grow: new behaviour arrives as a new optional
+argument or a new hook, never as a rename.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from torch import nn
+
+    from ._artifacts import ArtifactStore
+    from ._config import RepresentationConfig
+    from ._interventions import Intervention
+    from ._sites import Site
+    from .cli import CliCommand
+
+__all__ = [
+    "PROJECT",
+    "hookspec",
+    "hookimpl",
+    "vene_resolve_site",
+    "vene_intervention_types",
+    "vene_trainers",
+    "vene_visualizers",
+    "vene_artifact_store",
+    "vene_cli_commands",
+    "vene_public_names",
+]
+
+PROJECT = "vene"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(firstresult=True)
+def vene_resolve_site(model: nn.Module, representation: RepresentationConfig) -> Site | None:
+    """Resolve ``representation`` (layer, component, unit, moe_key) on ``model`` to a Site.
+
+    Return a :class:`vene.Site` when this plugin knows the model's architecture and the
+    component; return None to let the next resolver try. Raise a :class:`vene.VeneError` when the
+    architecture is yours but the request is wrong (unknown component, layer out of range). The
+    first non-None result wins; core's dotted-path resolver runs last.
+    """
+
+
+@hookspec
+def vene_intervention_types() -> Sequence[type[Intervention]]:
+    """Return the intervention classes this plugin provides.
+
+    Each class is registered under its ``type_name`` (by default its class name), which is the
+    name written into saved artifacts. A name provided by two plugins is an error.
+    """
+
+
+@hookspec
+def vene_trainers() -> Sequence[type]:
+    """Return the trainer classes this plugin provides (DAS, IIT, ...).
+
+    Each class is registered under its ``type_name`` attribute (for instance ``"das"``), and is
+    built as ``cls(intervenable_model, **options)``. A name provided by two plugins is an error.
+    """
+
+
+@hookspec
+def vene_visualizers() -> Sequence[type]:
+    """Return the visualizer classes this plugin provides.
+
+    Each class is registered under its ``type_name`` attribute (for instance ``"heatmap"``).
+    A name provided by two plugins is an error.
+    """
+
+
+@hookspec(firstresult=True)
+def vene_artifact_store(location: str, options: Mapping[str, Any]) -> ArtifactStore | None:
+    """Return an :class:`vene.ArtifactStore` for a non-local ``location`` (such as a Hub repo id).
+
+    Return None when the location is not yours; the first store returned is used. ``options``
+    holds the keyword arguments the user passed to ``save``/``load`` (``revision``, ``token``...).
+    Local directories never reach this hook.
+    """
+
+
+@hookspec
+def vene_cli_commands() -> Sequence[CliCommand]:
+    """Return :class:`vene.cli.CliCommand` records to add as ``vene <name>`` subcommands."""
+
+
+@hookspec
+def vene_public_names() -> Mapping[str, Any]:
+    """Return extra names to expose as ``vene.<name>`` (model factories, helpers).
+
+    Intervention types are exposed automatically and need not be listed here.
+    """

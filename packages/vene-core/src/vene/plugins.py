@@ -1,0 +1,236 @@
+"""Building the plugin manager and the registries of named things plugins provide.
+
+Nothing happens at import: :func:`get_plugin_manager` builds a manager, registers core's
+built-ins through the same door as any plugin, then loads the ``vene`` entry points unless told
+not to. :func:`default_registry` caches the registry of the default manager for the process.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+from attrs import frozen
+
+from . import hookspecs
+from ._errors import MissingPluginError, PluginError, nearest
+from .hookspecs import PROJECT, hookimpl
+
+__all__ = [
+    "hookimpl",
+    "get_plugin_manager",
+    "Registry",
+    "default_registry",
+    "reset_default_registry",
+    "PLUGIN_PACKAGES",
+    "type_name",
+]
+
+# The plugin distribution that provides each well-known name, for errors when it is missing.
+PLUGIN_PACKAGES: dict[str, str] = {
+    **{
+        n: "vene-train"
+        for n in (
+            "RotatedSpaceIntervention",
+            "LowRankRotatedSpaceIntervention",
+            "BoundlessRotatedSpaceIntervention",
+            "SigmoidMaskRotatedSpaceIntervention",
+            "SigmoidMaskIntervention",
+            "PCARotatedSpaceIntervention",
+            "AutoencoderIntervention",
+            "JumpReLUAutoencoderIntervention",
+            "LoreftIntervention",
+            "NoreftIntervention",
+            "DireftIntervention",
+            "ConsreftIntervention",
+            "CausalModel",
+            "das",
+            "iit",
+        )
+    },
+    **{
+        n: "vene-hf"
+        for n in (
+            "create_gpt2",
+            "create_gpt2_lm",
+            "create_gpt_neo",
+            "create_gpt_neox",
+            "create_gptj",
+            "create_llama",
+            "create_mistral",
+            "create_gemma",
+            "create_qwen2",
+            "create_bert",
+            "create_t5",
+        )
+    },
+}
+
+
+def type_name(cls: type) -> str:
+    """The registered name of a plugin-provided class: its own ``type_name`` or its class name."""
+    return cls.__dict__.get("type_name") or cls.__name__
+
+
+def _disabled_from_env() -> set[str]:
+    raw = os.environ.get("VENE_DISABLE_PLUGINS", "")
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+def get_plugin_manager(
+    *, load_entrypoints: bool = True, disabled: Iterable[str] | None = None
+) -> pluggy.PluginManager:
+    """Build a fresh plugin manager for the ``vene`` project.
+
+    Core's built-ins are registered first under the name ``"core"``. Then, if
+    ``load_entrypoints``, every installed ``vene`` entry point is loaded, except those named in
+    ``disabled`` (default: the comma-separated ``VENE_DISABLE_PLUGINS`` environment variable).
+    """
+    from . import _builtin
+
+    pm = pluggy.PluginManager(PROJECT)
+    pm.add_hookspecs(hookspecs)
+    pm.register(_builtin, name="core")
+    blocked = _disabled_from_env() if disabled is None else set(disabled)
+    if "core" in blocked:
+        raise PluginError("the 'core' plugin cannot be disabled; remove it from VENE_DISABLE_PLUGINS.")
+    for name in blocked:
+        pm.set_blocked(name)
+    if load_entrypoints:
+        pm.load_setuptools_entrypoints(PROJECT)
+    return pm
+
+
+def _plugin_version(pm: pluggy.PluginManager, plugin: object) -> str:
+    for p, dist in pm.list_plugin_distinfo():
+        if p is plugin:
+            return str(dist.version)
+    if plugin is _core_module():
+        from ._version import __version__
+
+        return __version__
+    return "unknown"
+
+
+def _core_module() -> object:
+    from . import _builtin
+
+    return _builtin
+
+
+@frozen
+class PluginInfo:
+    name: str
+    version: str
+    provides: dict[str, list[str]]
+
+
+class Registry:
+    """Named intervention types, trainers and visualizers collected from a plugin manager.
+
+    Each hook implementation is called on its own so that a name registered twice is reported
+    with both providers.
+    """
+
+    KINDS = ("intervention_types", "trainers", "visualizers")
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self._tables: dict[str, dict[str, type]] = {k: {} for k in self.KINDS}
+        self._providers: dict[str, dict[str, str]] = {k: {} for k in self.KINDS}
+        self._public: dict[str, Any] = {}
+        for kind in self.KINDS:
+            hook = getattr(pm.hook, f"vene_{kind}")
+            for impl in hook.get_hookimpls():
+                provider = pm.get_name(impl.plugin) or repr(impl.plugin)
+                for cls in impl.function() or ():
+                    self._add(kind, type_name(cls), cls, provider)
+        for impl in pm.hook.vene_public_names.get_hookimpls():
+            self._public.update(impl.function() or {})
+
+    def _add(self, kind: str, name: str, cls: type, provider: str) -> None:
+        table, providers = self._tables[kind], self._providers[kind]
+        if name in table and table[name] is not cls:
+            raise PluginError(
+                f"{kind[:-1].replace('_', ' ')} name {name!r} is registered twice: by plugin "
+                f"{providers[name]!r} and by plugin {provider!r}. Disable one with "
+                "VENE_DISABLE_PLUGINS=<name>, or rename the class's type_name."
+            )
+        table[name] = cls
+        providers[name] = provider
+
+    def names(self, kind: str) -> list[str]:
+        return sorted(self._tables[kind])
+
+    def provider(self, kind: str, name: str) -> str:
+        return self._providers[kind][name]
+
+    def get(self, kind: str, name: str) -> type:
+        table = self._tables[kind]
+        if name in table:
+            return table[name]
+        package = PLUGIN_PACKAGES.get(name)
+        if package:
+            raise MissingPluginError(
+                f"{name!r} is provided by the {package} package, which is not installed (or is "
+                f"disabled by VENE_DISABLE_PLUGINS). Install it: pip install {package}"
+            )
+        what = kind[:-1].replace("_", " ")
+        raise MissingPluginError(
+            f"no {what} named {name!r} is registered.{nearest(name, table)} Registered: "
+            f"{', '.join(sorted(table)) or 'none'}."
+        )
+
+    def intervention_type(self, name: str) -> type:
+        return self.get("intervention_types", name)
+
+    def trainer(self, name: str) -> type:
+        return self.get("trainers", name)
+
+    def visualizer(self, name: str) -> type:
+        return self.get("visualizers", name)
+
+    def public(self, name: str) -> Any:
+        if name in self._public:
+            return self._public[name]
+        if name in self._tables["intervention_types"]:
+            return self._tables["intervention_types"][name]
+        raise KeyError(name)
+
+    def plugins(self) -> list[PluginInfo]:
+        """What each registered plugin provides, for ``vene plugins``."""
+        out = []
+        for name, plugin in sorted(self.pm.list_name_plugin(), key=lambda x: x[0]):
+            if plugin is None:
+                continue
+            provides: dict[str, list[str]] = {}
+            for kind in self.KINDS:
+                got = [n for n, p in self._providers[kind].items() if p == name]
+                if got:
+                    provides[kind] = sorted(got)
+            hooks = sorted(
+                h.name for h in self.pm.get_hookcallers(plugin) or () if h.name != "vene_public_names"
+            )
+            if "vene_resolve_site" in hooks:
+                provides["site resolvers"] = ["vene_resolve_site"]
+            if "vene_artifact_store" in hooks:
+                provides["artifact stores"] = ["vene_artifact_store"]
+            if "vene_cli_commands" in hooks:
+                provides["cli commands"] = [c.name for c in plugin.vene_cli_commands()]
+            out.append(PluginInfo(name=name, version=_plugin_version(self.pm, plugin), provides=provides))
+        return out
+
+
+@functools.cache
+def default_registry() -> Registry:
+    """The registry of the default plugin manager, built on first use and cached."""
+    return Registry(get_plugin_manager())
+
+
+def reset_default_registry() -> None:
+    """Forget the cached default registry (after installing or disabling plugins)."""
+    default_registry.cache_clear()
