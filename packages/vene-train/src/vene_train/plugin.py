@@ -1,0 +1,29 @@
+"""vene-train's entry point: trainable interventions, trainers and the causal model."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from vene import hookimpl
+
+
+@hookimpl
+def vene_intervention_types() -> Sequence[type]:
+    from .interventions import TRAINABLE_INTERVENTIONS
+
+    return TRAINABLE_INTERVENTIONS
+
+
+@hookimpl
+def vene_trainers() -> Sequence[type]:
+    from .trainers import TRAINERS
+
+    return TRAINERS
+
+
+@hookimpl
+def vene_public_names() -> Mapping[str, Any]:
+    from .causal import CausalModel
+
+    return {"CausalModel": CausalModel}
