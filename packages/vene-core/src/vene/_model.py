@@ -148,7 +148,6 @@ class IntervenableModel(nn.Module):
         groups = sorted({s.group for s in self._slots})
         self._n_groups = len(groups)
         self.disable_model_gradients()
-        self.model.eval()
 
     # ------------------------------------------------------------------------------------------
     # construction
@@ -881,9 +880,11 @@ class IntervenableModel(nn.Module):
             p.requires_grad_(True)
 
     def disable_model_gradients(self) -> None:
+        """Freeze the wrapped model again: no gradients, eval mode."""
         self._model_grads = False
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self.model.eval()
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self._intervention_modules.zero_grad(set_to_none=set_to_none)
