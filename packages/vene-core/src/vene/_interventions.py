@@ -135,10 +135,10 @@ class Intervention(nn.Module):
         if kwargs.get("keep_last_dim") is not None:
             self.keep_last_dim = bool(kwargs["keep_last_dim"])
         source = kwargs.get("source_representation")
-        if source is not None:
-            self.register_buffer("source_representation", torch.as_tensor(source))
-        else:
-            self.source_representation = None
+        # a buffer even when empty, so that a loaded artifact can fill it in
+        self.register_buffer(
+            "source_representation", None if source is None else torch.as_tensor(source)
+        )
 
     # -- the record used by artifacts -----------------------------------------------------------
     @property

@@ -731,9 +731,9 @@ class IntervenableModel(nn.Module):
         from safetensors.torch import save_file, save_model
 
         os.makedirs(save_directory, exist_ok=True)
-        names = self._type_names()
-        data = self.config.to_dict(names)
-        data["intervention_kwargs"] = [self.interventions[s.key].init_kwargs for s in self._slots]
+        kwargs = [self.interventions[s.key].init_kwargs for s in self._slots]
+        data = self.config.to_dict(self._type_names())
+        data["intervention_kwargs"] = kwargs
         data["vene_version"] = __version__
         data["base_model"] = _base_model_info(self.model)
         data["sites"] = [
@@ -836,6 +836,10 @@ class IntervenableModel(nn.Module):
                         f"the artifact does not fit this model: {prefix}{k} has shape "
                         f"{tuple(mine[k].shape)}, the intervention expects {tuple(v.shape)}."
                     )
+            for k in set(mine) - set(expected):
+                if k in iv._buffers and iv._buffers[k] is None:  # an empty buffer the file fills
+                    iv._buffers[k] = mine[k]
+                    expected[k] = mine[k]
             extra = set(mine) - set(expected)
             if extra:
                 raise ArtifactError(f"the artifact has unexpected weights {sorted(extra)} for {s.key}.")

@@ -129,6 +129,16 @@ class PluginInfo:
     provides: dict[str, list[str]]
 
 
+def _call(impl: Any, provider: str) -> Any:
+    try:
+        return impl.function()
+    except Exception as e:
+        raise PluginError(
+            f"plugin {provider!r} failed in {impl.function.__name__}: {type(e).__name__}: {e}. "
+            f"Reinstall it, or disable it with VENE_DISABLE_PLUGINS={provider}."
+        ) from e
+
+
 class Registry:
     """Named intervention types, trainers and visualizers collected from a plugin manager.
 
@@ -147,10 +157,10 @@ class Registry:
             hook = getattr(pm.hook, f"vene_{kind}")
             for impl in hook.get_hookimpls():
                 provider = pm.get_name(impl.plugin) or repr(impl.plugin)
-                for cls in impl.function() or ():
+                for cls in _call(impl, provider) or ():
                     self._add(kind, type_name(cls), cls, provider)
         for impl in pm.hook.vene_public_names.get_hookimpls():
-            self._public.update(impl.function() or {})
+            self._public.update(_call(impl, pm.get_name(impl.plugin) or repr(impl.plugin)) or {})
 
     def _add(self, kind: str, name: str, cls: type, provider: str) -> None:
         table, providers = self._tables[kind], self._providers[kind]
