@@ -6,8 +6,9 @@ import math
 
 import pytest
 import torch
-import vene as pv
 from torch import nn
+
+import vene as pv
 from vene._sites import parse_dotted_component, resolve_from_table
 from vene.plugins import Registry
 

@@ -6,9 +6,10 @@ import json
 
 import pytest
 import torch
-import vene as pv
 from conftest import TinyTransformer
 from safetensors.torch import load_file
+
+import vene as pv
 
 
 def test_round_trip_reproduces_outputs(tiny, ids, registry, tmp_path):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import vene as pv
 from conftest import run_tiny
+
+import vene as pv
 
 
 def capture(model, ids):
@@ -22,7 +23,7 @@ def capture(model, ids):
 
 def replaced(model, ids, where, fn):
     """Hand-written forward with ``fn(tensor)`` applied at ``where = (name, layer)``."""
-    return run_tiny(model, ids, lambda n, l, t: fn(t.clone()) if (n, l) == where else t)
+    return run_tiny(model, ids, lambda n, layer, t: fn(t.clone()) if (n, layer) == where else t)
 
 
 def test_pos_interchange_per_example_positions(tiny, ids, registry):
@@ -232,18 +233,18 @@ def test_groups_one_source_each(tiny, ids, registry):
     _, out = im({"input_ids": base}, [{"input_ids": src}, {"input_ids": src2}], unit_locations={"sources->base": 1})
     s0, s1 = capture(tiny, src)[("block", 0)], capture(tiny, src2)[("block", 1)]
 
-    def edit(n, l, t):
+    def edit(n, layer, t):
         if n == "block":
             t = t.clone()
-            t[:, 1] = (s0 if l == 0 else s1)[:, 1]
+            t[:, 1] = (s0 if layer == 0 else s1)[:, 1]
         return t
 
     torch.testing.assert_close(out, run_tiny(tiny, base, edit))
     # a None source skips its group
     _, out = im({"input_ids": base}, [None, {"input_ids": src2}], unit_locations={"sources->base": 1})
 
-    def edit2(n, l, t):
-        if n == "block" and l == 1:
+    def edit2(n, layer, t):
+        if n == "block" and layer == 1:
             t = t.clone()
             t[:, 1] = s1[:, 1]
         return t
@@ -289,14 +290,14 @@ def test_serial_mode_chains_sources(tiny, ids, registry):
     )
     s0 = capture(tiny, src0)[("block", 0)]
 
-    def into_src1(n, l, t):
-        if (n, l) == ("block", 0):
+    def into_src1(n, layer, t):
+        if (n, layer) == ("block", 0):
             t = t.clone()
             t[:, 2] = s0[:, 2]
         return t
 
     seen = {}
-    run_tiny(tiny, src1, lambda n, l, t: seen.setdefault((n, l), into_src1(n, l, t)))
+    run_tiny(tiny, src1, lambda n, layer, t: seen.setdefault((n, layer), into_src1(n, layer, t)))
     s1 = seen[("block", 1)]
 
     def fn(t):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+
 import vene as pv
 import vene.hookspecs
 from vene.plugins import Registry, get_plugin_manager

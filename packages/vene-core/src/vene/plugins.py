@@ -92,7 +92,7 @@ def get_plugin_manager(
     """
     from . import _builtin
 
-    pm = pluggy.PluginManager(PROJECT)
+    pm = VenePluginManager(PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(_builtin, name="core")
     blocked = _disabled_from_env() if disabled is None else set(disabled)
@@ -101,14 +101,38 @@ def get_plugin_manager(
     for name in blocked:
         pm.set_blocked(name)
     if load_entrypoints:
-        pm.load_setuptools_entrypoints(PROJECT)
+        pm.load_entrypoints()
     return pm
 
 
-def _plugin_version(pm: pluggy.PluginManager, plugin: object) -> str:
-    for p, dist in pm.list_plugin_distinfo():
-        if p is plugin:
-            return str(dist.version)
+class VenePluginManager(pluggy.PluginManager):
+    """pluggy's manager, loading ``vene`` entry points with errors that name the plugin."""
+
+    def __init__(self, project_name: str) -> None:
+        super().__init__(project_name)
+        self.versions: dict[str, str] = {}
+
+    def load_entrypoints(self) -> None:
+        for ep in importlib.metadata.entry_points(group=PROJECT):
+            if self.get_plugin(ep.name) is not None or self.is_blocked(ep.name):
+                continue
+            try:
+                plugin = ep.load()
+            except Exception as e:
+                dist = getattr(ep.dist, "name", "its distribution")
+                raise PluginError(
+                    f"the vene plugin {ep.name!r} ({dist}) failed to load: {type(e).__name__}: {e}. "
+                    f"Reinstall {dist}, or disable it with VENE_DISABLE_PLUGINS={ep.name}."
+                ) from e
+            self.register(plugin, name=ep.name)
+            if ep.dist is not None:
+                self.versions[ep.name] = str(ep.dist.version)
+
+
+def _plugin_version(pm: pluggy.PluginManager, name: str, plugin: object) -> str:
+    versions = getattr(pm, "versions", {})
+    if name in versions:
+        return versions[name]
     if plugin is _core_module():
         from ._version import __version__
 
@@ -231,7 +255,7 @@ class Registry:
                 provides["artifact stores"] = ["vene_artifact_store"]
             if "vene_cli_commands" in hooks:
                 provides["cli commands"] = [c.name for c in plugin.vene_cli_commands()]
-            out.append(PluginInfo(name=name, version=_plugin_version(self.pm, plugin), provides=provides))
+            out.append(PluginInfo(name=name, version=_plugin_version(self.pm, name, plugin), provides=provides))
         return out
 
 
