@@ -6,6 +6,7 @@ import pathlib
 import re
 
 import pytest
+
 import vene as pv
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]

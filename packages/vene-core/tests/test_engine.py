@@ -459,3 +459,19 @@ def test_location_shorthands_agree(tiny, ids, registry, form):
         return t
 
     torch.testing.assert_close(out, replaced(tiny, base, ("block", 0), fn))
+
+
+def test_serial_mode_without_sources_acts_on_the_base(tiny, ids, registry):
+    base, _ = ids
+    im = pv.IntervenableModel(
+        pv.IntervenableConfig(
+            representations=[{"layer": i, "component": "block_output", "group_key": i,
+                              "intervention_type": pv.CollectIntervention} for i in range(2)],
+            mode="serial",
+        ),
+        tiny, registry=registry,
+    )
+    (_, collected), _ = im({"input_ids": base}, unit_locations=None)
+    seen = capture(tiny, base)
+    torch.testing.assert_close(collected[0], seen[("block", 0)])
+    torch.testing.assert_close(collected[1], seen[("block", 1)])

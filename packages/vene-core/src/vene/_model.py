@@ -482,63 +482,47 @@ class IntervenableModel(nn.Module):
                 c = self.interventions[s.key].source_representation
             return c
 
-        if self.mode == "parallel":
+        def source_of(s: _Slot) -> Any:
+            kind = kinds[s.index]
+            if kind == "constant":
+                return constant(s)
+            if kind == "none":
+                return None
+            return self._captured(s, locs[s.index][0], state)
+
+        if self.mode == "parallel" or srcs is None:
+            # without sources there is nothing to chain: every intervention acts on the base
             readers = [s for s in self._slots if kinds[s.index] == "run"]
             self._run_sources(readers, srcs, locs, state)
-            writes: dict[int, Write] = {}
-            for s in self._slots:
-                kind = kinds[s.index]
-                if kind == "skip":
-                    continue
-                source = {"constant": constant, "none": lambda s: None}.get(kind)
-                src = source(s) if source else self._captured(s, locs[s.index][0], state)
-                writes[s.index] = write_for(s, src)
-            return writes
+            return {s.index: write_for(s, source_of(s)) for s in self._slots if kinds[s.index] != "skip"}
 
-        # serial: run k feeds group k into run k + 1; the last group writes into the base
-        g = self._n_groups
-        if srcs is None:
-            srcs = [None] * g
+        # serial: run k (source k) is intervened by group k - 1 and read by group k; the last
+        # group writes into the base. A run is only needed for what its readers capture.
         previous: dict[int, Write] = {}
-        for k in range(g):
-            inputs = srcs[k]
+        for k in range(self._n_groups):
             readers = [s for s in self._slots if s.group == k and kinds[s.index] == "run"]
-            if inputs is None:
-                continue
-            run_state = RunState()
-            captures = {s.index: Capture(key=s.key, loc=locs[s.index][0], calls=self._t_calls(locs[s.index][0])) for s in readers}
-            plan: dict[Site, tuple[list[Write], list[Capture]]] = {}
-            for s in self._slots:
-                if s.index in previous:
-                    plan.setdefault(s.site, ([], []))[0].append(previous[s.index])
-                if s.index in captures:
-                    plan.setdefault(s.site, ([], []))[1].append(captures[s.index])
-            run_state.pending = len(captures)
-            run_state.stop_when_done = True
-            if captures:
-                with run_hooks(self.model, [(a, b, c) for a, (b, c) in plan.items()], run_state, self._on_call):
+            if srcs[k] is not None and readers:
+                run_state = RunState(stop_when_done=True, pending=len(readers))
+                plan: dict[Site, tuple[list[Write], list[Capture]]] = {}
+                for s in self._slots:
+                    if s.index in previous:
+                        plan.setdefault(s.site, ([], []))[0].append(previous[s.index])
+                    if s in readers:
+                        loc = locs[s.index][0]
+                        capture = Capture(key=s.key, loc=loc, calls=self._t_calls(loc))
+                        plan.setdefault(s.site, ([], []))[1].append(capture)
+                with run_hooks(self.model, [(a, w, c) for a, (w, c) in plan.items()], run_state, self._on_call):
                     try:
-                        self._call(inputs)
+                        self._call(srcs[k])
                     except StopForward:
                         pass
                 self._check_reached(readers, run_state)
-            state.captured.update(run_state.captured)
-            previous = {}
-            for s in self._slots:
-                if s.group != k or kinds[s.index] == "skip":
-                    continue
-                kind = kinds[s.index]
-                src = constant(s) if kind == "constant" else (
-                    None if kind == "none" else self._captured(s, locs[s.index][0], state)
-                )
-                previous[s.index] = write_for(s, src)
-        # groups with no source input still apply their sourceless / constant interventions
-        for s in self._slots:
-            if s.group == g - 1 or s.index in previous or kinds[s.index] in ("run", "skip"):
-                continue
-            if srcs[s.group] is None and kinds[s.index] in ("constant", "none") and sources is None:
-                src = constant(s) if kinds[s.index] == "constant" else None
-                previous[s.index] = write_for(s, src)
+                state.captured.update(run_state.captured)
+            previous = {
+                s.index: write_for(s, source_of(s))
+                for s in self._slots
+                if s.group == k and kinds[s.index] != "skip"
+            }
         return previous
 
     @staticmethod
