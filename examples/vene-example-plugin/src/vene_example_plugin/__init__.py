@@ -8,6 +8,7 @@ output of step ``layer``.
 from __future__ import annotations
 
 import torch
+
 import vene as pv
 
 __all__ = ["ScaleIntervention", "vene_intervention_types", "vene_resolve_site"]
