@@ -28,7 +28,8 @@ def resolve_reference_model(model: nn.Module, representation: RepresentationConf
     """Core's own models first (they carry their table), then dotted paths."""
     table = getattr(type(model), "vene_components", None)
     if table is not None and parse_dotted_component(representation.component) is None:
-        return type(model).vene_resolve(model, representation)
+        resolve = type(model).vene_resolve  # type: ignore[attr-defined]  # set on vene's own models
+        return resolve(model, representation)
     return None
 
 

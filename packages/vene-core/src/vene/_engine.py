@@ -272,10 +272,12 @@ def _apply(
         kwargs["module_input"] = _flatten_units(module_input, unit) if distributed else module_input
     if isinstance(source, Tensor) and source.device != units.device:
         source = source.to(units.device)
-    out = iv(base_in, source, w.subspaces, **kwargs)
+    result = iv(base_in, source, w.subspaces, **kwargs)
     latent = None
-    if isinstance(out, InterventionOutput):
-        out, latent = out.output, out.latent
+    if isinstance(result, InterventionOutput):
+        out, latent = result.output, result.latent
+    else:
+        out = result
     if w.collect or latent is not None:
         target = state.collected if w.collect else state.latents
         target.setdefault(w.key, []).append(latent if latent is not None else out)
@@ -304,7 +306,7 @@ def _get(container: Any, site: Site) -> Tensor:
         x = container
     elif isinstance(container, Mapping) or hasattr(container, "keys"):
         x = container[site.index] if isinstance(site.index, str) else list(container.values())[site.index]
-    elif isinstance(container, Sequence):
+    elif isinstance(container, Sequence) and isinstance(site.index, int):
         x = container[site.index]
     else:
         x = None
@@ -324,6 +326,7 @@ def _put(container: Any, site: Site, new: Tensor, old_full: Tensor | None) -> An
     if site.chunk is not None:
         i, n = site.chunk
         full = old_full
+        assert full is not None  # the caller passes the unsliced tensor for chunked sites
         w = full.shape[-1] // n
         new = torch.cat([full[..., : i * w], new, full[..., (i + 1) * w :]], dim=-1)
     if isinstance(container, Tensor):
@@ -335,7 +338,7 @@ def _put(container: Any, site: Site, new: Tensor, old_full: Tensor | None) -> An
         ) else {**container, key: new}
         return out
     items = list(container)
-    items[site.index] = new
+    items[int(site.index)] = new
     return tuple(items) if isinstance(container, tuple) else items
 
 

@@ -156,8 +156,17 @@ class Intervention(nn.Module):
             out[k] = list(v) if isinstance(v, tuple) else v
         return out
 
+    def record_init_kwargs(self, *, drop: Sequence[str] = (), **kwargs: Any) -> None:
+        """Update the recorded constructor arguments: state set after construction that an
+        artifact must rebuild (a fitted size, an interchange dimension); ``drop`` forgets some."""
+        record = self.__dict__.setdefault("_init_kwargs", {})
+        for name in drop:
+            record.pop(name, None)
+        record.update(kwargs)
+
     def set_interchange_dim(self, interchange_dim: int) -> None:
         self.interchange_dim = interchange_dim
+        self.record_init_kwargs(interchange_dim=interchange_dim)
 
     def forward(
         self, base: Tensor, source: Tensor | None = None, subspaces: Any = None, **kwargs: Any
@@ -205,8 +214,9 @@ def _combine(
 ) -> Tensor:
     """Take ``value`` on the selected features (subspaces, or the first ``interchange_dim``)."""
     width = base.shape[-1]
-    if subspaces is not None:
-        mask = _expand_mask(subspace_mask(subspaces, width, device=base.device), base)
+    mask = subspace_mask(subspaces, width, device=base.device)
+    if mask is not None:
+        mask = _expand_mask(mask, base)
         return torch.where(mask, value.to(base.dtype), base)
     if interchange_dim is not None and interchange_dim < width:
         return torch.cat([value[..., :interchange_dim].to(base.dtype), base[..., interchange_dim:]], -1)

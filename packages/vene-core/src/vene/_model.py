@@ -144,6 +144,7 @@ class IntervenableModel(nn.Module):
             if not any(iv is u for u in unique):
                 unique.append(iv)
         self._intervention_modules = nn.ModuleList(unique)
+        self._intervention_modules.to(self.get_device())  # interventions live with the model
         groups = sorted({s.group for s in self._slots})
         self._n_groups = len(groups)
         self.disable_model_gradients()
@@ -585,6 +586,7 @@ class IntervenableModel(nn.Module):
         calls = sorted(got)
         stacked = torch.stack([got[c] for c in calls], dim=1)  # [B, C, ...]
         where = {c: j for j, c in enumerate(calls)}
+        assert loc.index is not None  # t units always name their timesteps (checked in _t_calls)
         idx = torch.tensor([[where[t] for t in row] for row in loc.index.tolist()], device=stacked.device)
         shape = idx.shape + (1,) * (stacked.dim() - 2)
         return stacked.gather(1, idx.view(shape).expand(*idx.shape, *stacked.shape[2:]))
@@ -892,12 +894,15 @@ class IntervenableModel(nn.Module):
 
     def set_temperature(self, temp: Any) -> None:
         for iv in self._intervention_modules:
-            if hasattr(iv, "set_temperature"):
-                iv.set_temperature(temp)
+            setter = getattr(iv, "set_temperature", None)
+            if callable(setter):
+                setter(temp)
 
     def set_interchange_dim(self, interchange_dim: int) -> None:
         for iv in self._intervention_modules:
-            iv.set_interchange_dim(interchange_dim)
+            setter = getattr(iv, "set_interchange_dim", None)
+            if callable(setter):
+                setter(interchange_dim)
 
     def train_alignment(self, *args: Any, **kwargs: Any) -> Any:
         """pyvene's DAS training loop; provided by the ``das`` trainer of vene-train."""

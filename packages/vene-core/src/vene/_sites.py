@@ -145,6 +145,10 @@ LAYER = _Placeholder("LAYER")
 EXPERT = _Placeholder("EXPERT")
 """Placeholder in a :class:`ComponentSpec` path for the representation's ``moe_key``."""
 
+def _segments(value: Any) -> tuple[str | _Placeholder, ...]:
+    return tuple(value)
+
+
 ConfigFn = Callable[..., int]
 """Reads a dimension from a model config: ``f(config)`` or ``f(config, layer)``."""
 
@@ -167,7 +171,7 @@ class ComponentSpec:
     the layer index and the ``moe_key``; ``dim`` and ``heads`` read the model config.
     """
 
-    path: tuple[str | _Placeholder, ...] = field(converter=tuple)
+    path: tuple[str | _Placeholder, ...] = field(converter=_segments)
     side: Side = field(converter=Side)
     dim: ConfigFn | None = None
     heads: ConfigFn | None = None
@@ -204,7 +208,7 @@ class ComponentSpec:
             layout=self.layout,
             dim=_read(self.dim, config, layer) if self.dim is not None else None,
             heads=_read(self.heads, config, layer) if self.heads is not None else None,
-            chunk=self.chunk,
+            chunk=self.chunk,  # type: ignore[arg-type]  # attrs converter: tuple in, tuple out
             context=self.context,
         )
 

@@ -45,19 +45,27 @@ def _quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _seed_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=0)
+
+
 def _builtin_commands() -> list[CliCommand]:
     return [
         CliCommand(
             name="plugins",
             help="list installed plugins, their versions and what each registers",
             run=_plugins,
-            configure=lambda p: p.add_argument("--json", action="store_true", help="print JSON"),
+            configure=_json_flag,
         ),
         CliCommand(
             name="quickstart",
             help="run an interchange and a collection on a small model built offline",
             run=_quickstart,
-            configure=lambda p: p.add_argument("--seed", type=int, default=0),
+            configure=_seed_flag,
         ),
     ]
 

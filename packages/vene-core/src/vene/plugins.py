@@ -254,7 +254,7 @@ class Registry:
             if "vene_artifact_store" in hooks:
                 provides["artifact stores"] = ["vene_artifact_store"]
             if "vene_cli_commands" in hooks:
-                provides["cli commands"] = [c.name for c in plugin.vene_cli_commands()]
+                provides["cli commands"] = [c.name for c in getattr(plugin, "vene_cli_commands")()]
             out.append(PluginInfo(name=name, version=_plugin_version(self.pm, name, plugin), provides=provides))
         return out
 
