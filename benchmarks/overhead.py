@@ -27,7 +27,10 @@ def gpt2(n_layer: int, n_embd: int, n_head: int, vocab: int = 50257):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)
-    cfg = GPT2Config(n_layer=n_layer, n_embd=n_embd, n_head=n_head, vocab_size=vocab, n_positions=1024)
+    cfg = GPT2Config(
+        n_layer=n_layer, n_embd=n_embd, n_head=n_head, vocab_size=vocab, n_positions=1024,
+        bos_token_id=vocab - 1, eos_token_id=vocab - 1,
+    )
     return GPT2LMHeadModel(cfg).eval()
 
 
