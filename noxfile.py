@@ -1,8 +1,8 @@
 """Sessions for the monorepo: tests per package, the vene-hf family matrix, lint, typecheck.
 
-The package list is read from packages/*/pyproject.toml. Sessions reuse an already-installed
-torch (virtualenvs see the system site-packages) and otherwise install the CPU build
-``torch==2.13.0`` first, so that no session pulls a multi-GB CUDA build.
+The package list is read from packages/*/pyproject.toml. Each session is its own virtualenv
+(so vene-core's tests run with no plugin installed) and installs the CPU build ``torch==2.13.0``
+first, so that nothing pulls a multi-GB CUDA build.
 
     nox                      # lint + tests of every package (what CI runs)
     nox -s "tests(package='vene-core')"
@@ -31,15 +31,20 @@ nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 
+# local packages a package's tests use besides itself (vene-viz draws vene-train's masks)
+TEST_COMPANIONS = {"vene-viz": ["vene-train"]}
+
+
 def _install(session: nox.Session, *packages: str) -> None:
-    session.install(TORCH)  # a no-op when the system's torch already satisfies it
-    args = []
-    for name in ("vene-core", *packages):
-        args += ["-e", str(ROOT / "packages" / name)]
-    session.install(*args, "pytest")
+    session.install(TORCH)  # first: a later bare torch requirement is then already satisfied
+    args = ["-e", f"{ROOT / 'packages' / 'vene-core'}[test]"]
+    for name in packages:
+        args += ["-e", f"{ROOT / 'packages' / name}[test]"]
+        args += [a for c in TEST_COMPANIONS.get(name, []) for a in ("-e", str(ROOT / "packages" / c))]
+    session.install(*args)
 
 
-@nox.session(venv_params=["--system-site-packages"])
+@nox.session
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
     """The tests of one package, with vene-core and that package installed."""
@@ -47,7 +52,7 @@ def tests(session: nox.Session, package: str) -> None:
     session.run("python", "-m", "pytest", str(ROOT / "packages" / package / "tests"), "-q", *session.posargs)
 
 
-@nox.session(venv_params=["--system-site-packages"])
+@nox.session
 @nox.parametrize("family", HF_FAMILIES)
 def hf_family(session: nox.Session, family: str) -> None:
     """vene-hf's architecture tests for one model family."""
@@ -58,14 +63,14 @@ def hf_family(session: nox.Session, family: str) -> None:
     )
 
 
-@nox.session(venv_params=["--system-site-packages"])
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff over every package, the examples, the benchmarks and this file."""
     session.install("ruff")
     session.run("ruff", "check", "packages", "examples", "benchmarks", "noxfile.py")
 
 
-@nox.session(venv_params=["--system-site-packages"])
+@nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy over vene-core's sources (the contract the plugins build on)."""
     _install(session)
