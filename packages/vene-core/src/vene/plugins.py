@@ -254,7 +254,8 @@ class Registry:
             if "vene_artifact_store" in hooks:
                 provides["artifact stores"] = ["vene_artifact_store"]
             if "vene_cli_commands" in hooks:
-                provides["cli commands"] = [c.name for c in getattr(plugin, "vene_cli_commands")()]
+                commands = getattr(plugin, "vene_cli_commands")()  # noqa: B009 -- plugins are untyped objects
+                provides["cli commands"] = [c.name for c in commands]
             out.append(PluginInfo(name=name, version=_plugin_version(self.pm, name, plugin), provides=provides))
         return out
 
