@@ -246,9 +246,10 @@ class Registry:
                 got = [n for n, p in self._providers[kind].items() if p == name]
                 if got:
                     provides[kind] = sorted(got)
-            hooks = sorted(
-                h.name for h in self.pm.get_hookcallers(plugin) or () if h.name != "vene_public_names"
-            )
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or ())
+            if "vene_public_names" in hooks:
+                names = getattr(plugin, "vene_public_names")()  # noqa: B009 -- plugins are untyped objects
+                provides["public names"] = sorted(names or ())
             if "vene_resolve_site" in hooks:
                 provides["site resolvers"] = ["vene_resolve_site"]
             if "vene_artifact_store" in hooks:
