@@ -4,7 +4,7 @@ The package list is read from packages/*/pyproject.toml. Each session is its own
 (so vene-core's tests run with no plugin installed) and installs the CPU build ``torch==2.13.0``
 first, so that nothing pulls a multi-GB CUDA build.
 
-    nox                      # lint + tests of every package (what CI runs)
+    nox                      # lint, typecheck and the tests of every package (what CI runs)
     nox -s "tests(package='vene-core')"
     nox -s hf_family         # vene-hf's per-family tests, one session per family
     nox -s typecheck
@@ -27,7 +27,7 @@ HF_FAMILIES = [
 ]
 TORCH = "torch==2.13.0"
 
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "typecheck", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 

@@ -310,12 +310,9 @@ class IntervenableModel(nn.Module):
             )
         return seq
 
-    def _locations(
-        self, unit_locations: Any, batch: int, have_sources: bool
-    ) -> list[tuple[Loc, Loc]]:
+    def _locations(self, unit_locations: Any, batch: int) -> list[tuple[Loc, Loc]]:
         """Per slot: (source location, base location)."""
         units = [s.unit for s in self._slots]
-        n = len(units)
         if self.mode == "serial":
             return self._serial_locations(unit_locations, batch)
         if isinstance(unit_locations, Mapping):
@@ -335,8 +332,6 @@ class IntervenableModel(nn.Module):
             src = base = unit_locations
         base_locs = side_locs(base, units, batch)
         src_locs = side_locs(src, units, batch) if src is not base else base_locs
-        if len(src_locs) != n:  # pragma: no cover - side_locs guarantees it
-            raise UnitLocationError("internal: wrong number of locations")
         return list(zip(src_locs, base_locs))
 
     def _serial_locations(self, unit_locations: Any, batch: int) -> list[tuple[Loc, Loc]]:
@@ -458,7 +453,7 @@ class IntervenableModel(nn.Module):
         """Normalise the call, run the sources it needs; return the base run's writes."""
         batch = _batch_size(base, "base")
         srcs = self._sources(sources, batch)
-        locs = self._locations(unit_locations, batch, srcs is not None)
+        locs = self._locations(unit_locations, batch)
         subs = normalize_subspaces(subspaces, len(self._slots), batch, self._partitions())
         consts = self._constants(source_representations)
         kinds = [self._source_kind(s, consts[s.index], srcs) for s in self._slots]
@@ -644,7 +639,8 @@ class IntervenableModel(nn.Module):
             raise ConfigError("unit 't' (recurrent timesteps) cannot be used with generate().")
         whole = unit_locations is None
         steps = _generation_steps(intervene_on_steps, intervene_on_prompt, whole)
-        original = self.model.generate(**base, **generate_kwargs) if output_original_output else None
+        generate: Callable[..., Any] = getattr(self.model, "generate")  # noqa: B009 -- nn.Module types attributes as tensors
+        original = generate(**base, **generate_kwargs) if output_original_output else None
         state = RunState()
         writes = self._prepare(
             base, sources, unit_locations, source_representations, subspaces,
@@ -669,7 +665,7 @@ class IntervenableModel(nn.Module):
             for w in active.get(s.index, ()):
                 plan.setdefault(s.site, ([], []))[0].append(w)
         with run_hooks(self.model, [(s, w, c) for s, (w, c) in plan.items()], state, _generation_clock):
-            generated = self.model.generate(**base, **generate_kwargs)
+            generated = generate(**base, **generate_kwargs)
         return self._result(original, generated, state, None)
 
     # ------------------------------------------------------------------------------------------
