@@ -475,3 +475,33 @@ def test_serial_mode_without_sources_acts_on_the_base(tiny, ids, registry):
     seen = capture(tiny, base)
     torch.testing.assert_close(collected[0], seen[("block", 0)])
     torch.testing.assert_close(collected[1], seen[("block", 1)])
+
+
+def test_module_called_twice_is_read_at_its_first_call(registry):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(4, 4)
+
+    class Twice(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = lin
+
+        def forward(self, x):
+            return self.lin(torch.tanh(self.lin(x)))
+
+    model = Twice()
+    x, y = torch.randn(3, 2, 4), torch.randn(3, 2, 4)
+    im = pv.IntervenableModel({"component": "lin.output"}, model, registry=registry)
+    _, out = im(x, [y], unit_locations={"sources->base": (0, 1)})
+    first_source = lin(y)[:, 0]
+
+    def first_call_patched(inp):
+        h = lin(inp).clone()
+        h[:, 1] = first_source
+        return h
+
+    # the write applies at every call of the shared module, the read comes from the first call
+    h = first_call_patched(x)
+    second = lin(torch.tanh(h)).clone()
+    second[:, 1] = first_source
+    torch.testing.assert_close(out, second)

@@ -414,7 +414,7 @@ class _SiteHook:
                     state.captured.setdefault(c.key, {})[call] = x[c.rows]
                     if call == max(c.calls):
                         state.pending -= 1
-            else:
+            elif call == 0:  # a module called again in the same forward (shared weights) is read once
                 state.captured[c.key] = gather(x[c.rows], site, c.loc)
                 state.pending -= 1
         if self.captures and state.stop_when_done and state.pending <= 0:
