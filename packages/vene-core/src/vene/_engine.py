@@ -301,15 +301,20 @@ def _apply(
 # ---------------------------------------------------------------------------------------------
 
 
-def _get(container: Any, site: Site) -> Tensor:
+def _raw(container: Any, site: Site) -> Any:
+    """The element of a module's output (or argument) that the site names, before any chunk."""
     if isinstance(container, Tensor):
-        x = container
-    elif isinstance(container, Mapping) or hasattr(container, "keys"):
-        x = container[site.index] if isinstance(site.index, str) else list(container.values())[site.index]
-    elif isinstance(container, Sequence) and isinstance(site.index, int):
-        x = container[site.index]
-    else:
-        x = None
+        return container
+    if isinstance(container, Mapping) or hasattr(container, "keys"):
+        return container[site.index] if isinstance(site.index, str) else list(container.values())[site.index]
+    if isinstance(container, Sequence) and isinstance(site.index, int):
+        return container[site.index]
+    return None
+
+
+def _get(container: Any, site: Site) -> Tensor:
+    """The site's tensor: the named element, sliced to its chunk of a fused projection."""
+    x = _raw(container, site)
     if not isinstance(x, Tensor):
         raise VeneError(
             f"{site.module or '<model>'}.{site.side.value}[{site.index!r}] is "
@@ -340,14 +345,6 @@ def _put(container: Any, site: Site, new: Tensor, old_full: Tensor | None) -> An
     items = list(container)
     items[int(site.index)] = new
     return tuple(items) if isinstance(container, tuple) else items
-
-
-def _raw(container: Any, site: Site) -> Tensor | None:
-    if isinstance(container, Tensor):
-        return container
-    if isinstance(container, Mapping) or hasattr(container, "keys"):
-        return container[site.index] if isinstance(site.index, str) else list(container.values())[site.index]
-    return container[site.index]
 
 
 def _input_tensor(args: tuple, kwargs: dict, site: Site) -> tuple[str, Any]:

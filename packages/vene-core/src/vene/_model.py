@@ -507,13 +507,7 @@ class IntervenableModel(nn.Module):
                         loc = locs[s.index][0]
                         capture = Capture(key=s.key, loc=loc, calls=self._t_calls(loc))
                         plan.setdefault(s.site, ([], []))[1].append(capture)
-                with run_hooks(self.model, [(a, w, c) for a, (w, c) in plan.items()], run_state, self._on_call):
-                    try:
-                        self._call(srcs[k])
-                    except StopForward:
-                        pass
-                self._check_reached(readers, run_state)
-                state.captured.update(run_state.captured)
+                self._read_run(srcs[k], plan, readers, run_state, state)
             previous = {
                 s.index: write_for(s, source_of(s))
                 for s in self._slots
@@ -557,22 +551,29 @@ class IntervenableModel(nn.Module):
                     Capture(key=s.key, loc=loc, rows=rows[id(srcs[s.group])], calls=self._t_calls(loc))
                 )
             run_state.pending = len(mine)
-            with run_hooks(self.model, [(a, b, c) for a, (b, c) in plan.items()], run_state, self._on_call):
-                try:
-                    self._call(inputs)
-                except StopForward:
-                    pass
-            self._check_reached(mine, run_state)
-            state.captured.update(run_state.captured)
+            self._read_run(inputs, plan, mine, run_state, state)
 
-    @staticmethod
-    def _check_reached(readers: Sequence[_Slot], run_state: RunState) -> None:
+    def _read_run(
+        self,
+        inputs: Any,
+        plan: Mapping[Site, tuple[list[Write], list[Capture]]],
+        readers: Sequence[_Slot],
+        run_state: RunState,
+        state: RunState,
+    ) -> None:
+        """One source run: hooks on, forward until the last capture, every site reached."""
+        with run_hooks(self.model, [(a, w, c) for a, (w, c) in plan.items()], run_state, self._on_call):
+            try:
+                self._call(inputs)
+            except StopForward:
+                pass
         if run_state.pending > 0:
             missing = [s.key for s in readers if s.key not in run_state.captured]
             raise VeneError(
                 f"the source run never reached the site(s) {missing or 'of some timesteps'}; the "
                 "module is not called by this model's forward (or not that many times)."
             )
+        state.captured.update(run_state.captured)
 
     def _captured(self, slot: _Slot, loc: Loc, state: RunState) -> Tensor:
         got = state.captured[slot.key]
