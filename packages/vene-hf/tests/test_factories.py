@@ -172,3 +172,13 @@ def test_a_missing_model_says_how_to_get_one(tmp_path):
     model.save_pretrained(str(only_weights))
     _, tokenizer, loaded = pv.create_gpt2(str(only_weights))
     assert tokenizer is None and _same_weights(loaded, model)
+
+
+def test_core_knows_every_factory_name():
+    """vene-core names the package behind each well-known name without importing it; the list
+    must match what this plugin provides, so a missing vene-hf is reported by name."""
+    from vene.plugins import PLUGIN_PACKAGES
+    from vene_hf.factories import FACTORIES
+
+    known = {n for n, pkg in PLUGIN_PACKAGES.items() if pkg == "vene-hf"}
+    assert known == set(FACTORIES)
