@@ -41,7 +41,7 @@ from ._interventions import (
     ZeroIntervention,
     subspace_mask,
 )
-from ._model import IntervenableModel, IntervenableModelOutput
+from ._model import IntervenableModel, IntervenableModelOutput, call_model
 from ._models import (
     GRUConfig,
     GRUForClassification,
@@ -68,6 +68,7 @@ __all__ = [
     "IntervenableConfig",
     "IntervenableModel",
     "IntervenableModelOutput",
+    "call_model",
     # sites
     "Site",
     "Side",

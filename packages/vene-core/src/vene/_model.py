@@ -103,6 +103,20 @@ def _concat(inputs: Sequence[Any]) -> Any | None:
     return out
 
 
+def call_model(model: nn.Module, inputs: Any, **extra: Any) -> Any:
+    """Call ``model`` on one input form: ``model(**inputs)`` for a dict, ``model(inputs)`` for a
+    tensor, ``model(*inputs)`` for a list or tuple; ``extra`` keywords are passed along."""
+    if isinstance(inputs, Mapping):
+        return model(**inputs, **extra)
+    if isinstance(inputs, Tensor):
+        return model(inputs, **extra)
+    if isinstance(inputs, (list, tuple)):
+        return model(*inputs, **extra)
+    raise ConfigError(
+        f"model inputs must be a dict of tensors (or a tensor), got {type(inputs).__name__}."
+    )
+
+
 class IntervenableModel(nn.Module):
     """A model with interventions at configured sites (pyvene's ``IntervenableModel``).
 
@@ -242,16 +256,12 @@ class IntervenableModel(nn.Module):
     # calling the model
     # ------------------------------------------------------------------------------------------
     def _call(self, inputs: Any, extra: Mapping[str, Any] | None = None) -> Any:
-        extra = dict(extra or {})
-        if isinstance(inputs, Mapping):
-            return self.model(**inputs, **extra)
-        if isinstance(inputs, Tensor):
-            return self.model(inputs, **extra)
-        if isinstance(inputs, (list, tuple)):
-            return self.model(*inputs, **extra)
-        raise ConfigError(
-            f"model inputs must be a dict of tensors (or a tensor), got {type(inputs).__name__}."
-        )
+        return call_model(self.model, inputs, **dict(extra or {}))
+
+    @property
+    def n_groups(self) -> int:
+        """How many sources a call takes: representations sharing a ``group_key`` share one."""
+        return self._n_groups
 
     def _on_call(self, state: RunState, args: tuple, kwargs: dict) -> None:
         state.step += 1
