@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ._base import Trainer
 
@@ -22,4 +22,3 @@ class DASTrainer(Trainer):
     """
 
     type_name: ClassVar[str] = "das"
-    extra_options: ClassVar[dict[str, Any]] = {}

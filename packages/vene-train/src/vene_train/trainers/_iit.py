@@ -8,7 +8,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from ._base import Trainer, TrainerError, call_model, extract_logits
+from vene import call_model
+
+from ._base import Trainer
+from ._errors import TrainerError
+from ._options import IITOptions, TrainerOptions
 
 __all__ = ["IITTrainer"]
 
@@ -28,20 +32,21 @@ class IITTrainer(Trainer):
 
     type_name: ClassVar[str] = "iit"
     saves_model: ClassVar[bool] = True
-    extra_options: ClassVar[dict[str, Any]] = {
-        "iit_loss_weight": 1.0,
-        "task_loss_weight": 1.0,
-        "train_interventions": True,
-    }
+    options_class: ClassVar[type[TrainerOptions]] = IITOptions
 
     def __init__(self, intervenable_model: Any, **options: Any) -> None:
         super().__init__(intervenable_model, **options)
         self._restore_grads = False
 
+    @property
+    def _iit(self) -> IITOptions:
+        assert isinstance(self._opts, IITOptions)  # options_class makes them
+        return self._opts
+
     def parameters(self) -> list[nn.Parameter]:
         # the model's parameters are frozen until _before_training turns their gradients on
         params = list(self.model.model.parameters())
-        if self._opts["train_interventions"]:
+        if self._iit.train_interventions:
             params += list(self.model.get_trainable_parameters())
         return params
 
@@ -55,23 +60,21 @@ class IITTrainer(Trainer):
 
     def _task_logits(self, batch: Mapping[str, Any]) -> Tensor:
         base = self.intervention_inputs(batch)["base"]
-        outputs = call_model(self.model.model, base)
-        logits_fn = self._opts["logits_fn"] or extract_logits
-        return logits_fn(outputs)
+        return self._logits(call_model(self.model.model, base))
 
     def compute_step_loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        o = self._opts
+        o = self._iit
         logits = self.intervened_logits(batch)
         labels = self._labels(batch)
-        loss = o["iit_loss_weight"] * self._compute_loss(logits, labels) + self._regularisation()
-        if o["task_loss_weight"]:
+        loss = o.iit_loss_weight * self._compute_loss(logits, labels) + self._regularisation()
+        if o.task_loss_weight:
             if "base_labels" not in batch:
                 raise TrainerError(
                     "IIT's task loss needs 'base_labels' in each batch (the factual labels of the "
                     "base); add them, or pass task_loss_weight=0."
                 )
             task_logits = self._task_logits(batch)
-            loss = loss + o["task_loss_weight"] * self._compute_loss(task_logits, batch["base_labels"])
+            loss = loss + o.task_loss_weight * self._compute_loss(task_logits, batch["base_labels"])
         return loss, logits, labels
 
     def _eval_batch(
