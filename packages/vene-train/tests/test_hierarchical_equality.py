@@ -1,4 +1,4 @@
-"""The hierarchical equality reproduction (Geiger et al., 2023), in its fast configuration.
+"""The hierarchical equality reproduction (Geiger et al., 2023) of examples/, in its fast configuration.
 
 DAS on the first hidden layer finds the two equality relations (IIA >= 0.95) and rejects a
 hypothesis about variables the network does not compute; IIT makes a fresh network carry them.
@@ -7,11 +7,27 @@ hypothesis about variables the network does not compute; IIT makes a fresh netwo
 from __future__ import annotations
 
 import collections
+import importlib.util
+import pathlib
+import sys
 
 import pytest
 import torch
 
-from vene_train.tasks import hierarchical_equality as he
+EXAMPLE = pathlib.Path(__file__).resolve().parents[3] / "examples" / "hierarchical_equality.py"
+
+
+def _load_example():
+    """The example, imported from its path (examples/ is not a package)."""
+    spec = importlib.util.spec_from_file_location("vene_examples_hierarchical_equality", EXAMPLE)
+    assert spec is not None and spec.loader is not None, EXAMPLE
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # attrs and pickling look classes up by module name
+    spec.loader.exec_module(module)
+    return module
+
+
+he = _load_example()
 
 
 @pytest.fixture
