@@ -354,17 +354,18 @@ class CausalModel:
         ``output_var_value``) the variable must take that value. Both are met by rejection.
         """
         want = output_var is not None and output_var_value is not None
+        target: str | None = None  # the variable whose value is wanted
         if want:
-            output_var = self._output_var(output_var)
-            self._check(output_var, output_var_value, "output_var_value")
+            target = self._output_var(output_var)
+            self._check(target, output_var_value, "output_var_value")
         for _ in range(_MAX_TRIES):
             inputs = self._random_inputs()
-            if mandatory is None and not want:
+            if mandatory is None and target is None:
                 return inputs
             total = self.run_forward(inputs)
             if mandatory is not None and not mandatory(total):
                 continue
-            if want and _key(total[output_var]) != _key(output_var_value):
+            if target is not None and _key(total[target]) != _key(output_var_value):
                 continue
             return inputs
         raise CausalModelError(

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from attrs import field, frozen
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from vene import ConfigError
 
@@ -159,7 +159,9 @@ class InterchangeCollator:
         for k in range(self.n_variables):
             on = (ids >> k) & 1
             # the slot of variable k: how many intervened variables come before it
-            slot = sum(((ids >> j) & 1) for j in range(k)) if k else torch.zeros_like(ids)
+            slot = torch.zeros_like(ids)
+            for j in range(k):
+                slot = slot + ((ids >> j) & 1)
             slot = slot.clamp(max=sources.shape[1] - 1)  # where k is off the slot is not read
             keep = on.bool().reshape(-1, *([1] * (base.dim() - 1)))
             src = torch.where(keep, sources[rows, slot], base)
@@ -184,4 +186,6 @@ def seeded_loader(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise DataError(f"batch_size must be a positive int, got {batch_size!r}.")
     g = torch.Generator().manual_seed(seed)
-    return DataLoader(list(data), batch_size=batch_size, shuffle=shuffle, generator=g)
+    # a list is a map-style dataset to torch (it reads len() and [i]); its annotation wants a Dataset
+    dataset = cast("Dataset[Mapping[str, Any]]", list(data))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=g)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -100,7 +100,8 @@ def orthogonal_basis(n: int, k: int | None = None) -> nn.Linear:
     layer = nn.Linear(k, n, bias=False)
     nn.init.orthogonal_(layer.weight)  # pyvene's initialisation of its rotation layers
     if k == n:
-        return orthogonal(layer, orthogonal_map="matrix_exp")  # type: ignore[return-value]
+        # orthogonal() parametrizes the layer in place and returns it (annotated as a Module)
+        return cast(nn.Linear, orthogonal(layer, orthogonal_map="matrix_exp"))
     parametrize.register_parametrization(layer, "weight", _Householder(n), unsafe=True)
     return layer
 
@@ -236,5 +237,7 @@ class RecordsInterchangeDim:
     interchanges the same dimensions when loaded."""
 
     def set_interchange_dim(self, interchange_dim: int | None) -> None:
-        super().set_interchange_dim(interchange_dim)  # type: ignore[misc]
-        rerecord(self, interchange_dim=interchange_dim)  # type: ignore[arg-type]
+        # a mixin: the intervention after it in the method order defines set_interchange_dim
+        super().set_interchange_dim(interchange_dim)  # type: ignore[misc]  # unknown to the mixin's own bases
+        assert isinstance(self, vene.Intervention), "RecordsInterchangeDim is mixed into interventions only"
+        rerecord(self, interchange_dim=interchange_dim)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -52,7 +52,7 @@ class _Autoencoder(nn.Module):
 
     @property
     def _dec(self) -> nn.Linear:
-        return self.decoder[0]  # type: ignore[return-value]
+        return cast(nn.Linear, self.decoder[0])  # __init__ builds the decoder of one Linear
 
     def decode(self, latent: Tensor) -> Tensor:
         return self.decoder(latent)

@@ -94,7 +94,7 @@ class Trainer:
         if callable(o.optimizer):
             optimizer: torch.optim.Optimizer = o.optimizer(params, lr=o.lr)
             return optimizer
-        kinds: dict[str, type[torch.optim.Optimizer]] = {
+        kinds: dict[str, Callable[..., torch.optim.Optimizer]] = {
             "adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD
         }
         return kinds[o.optimizer](params, lr=o.lr, weight_decay=o.weight_decay)

@@ -83,7 +83,7 @@ def shard(loader: Any, world: World, seed: int) -> Any:
                 "processes automatically; give it a DistributedSampler yourself, or pass "
                 "shard_data=False if every process already reads its own data."
             )
-        sampler = DistributedSampler(
+        sampler: DistributedSampler[Any] = DistributedSampler(
             loader.dataset,
             num_replicas=world.size,
             rank=world.rank,
@@ -123,18 +123,16 @@ def wrap(module: nn.Module, device: torch.device, find_unused_parameters: bool) 
     """``module`` in ``DistributedDataParallel``, on ``device``."""
     from torch.nn.parallel import DistributedDataParallel
 
+    device_ids = [device.index] if device.type == "cuda" else None
     # the frozen model's buffers are synchronised once, at construction; sending them again
     # before each step is waste (torch >= 2.13 names this forward_sync_buffers)
-    no_resend = (
-        {"forward_sync_buffers": False}
-        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-        else {"broadcast_buffers": False}
-    )
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        return DistributedDataParallel(
+            module, device_ids=device_ids, find_unused_parameters=find_unused_parameters,
+            forward_sync_buffers=False,
+        )
     return DistributedDataParallel(
-        module,
-        device_ids=[device.index] if device.type == "cuda" else None,
-        find_unused_parameters=find_unused_parameters,
-        **no_resend,
+        module, device_ids=device_ids, find_unused_parameters=find_unused_parameters, broadcast_buffers=False
     )
 
 
