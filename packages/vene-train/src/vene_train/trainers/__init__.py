@@ -6,6 +6,7 @@ Each trainer is built as ``cls(intervenable_model, **options)`` (the options are
 """
 
 from ._base import Trainer
+from ._callbacks import LoggingCallback, TrainerCallback
 from ._das import DASTrainer
 from ._errors import TrainerError
 from ._history import TrainingHistory
@@ -22,6 +23,8 @@ __all__ = [
     "TrainerOptions",
     "IITOptions",
     "TrainingHistory",
+    "TrainerCallback",
+    "LoggingCallback",
     "TrainingRun",
     "DASTrainer",
     "IITTrainer",

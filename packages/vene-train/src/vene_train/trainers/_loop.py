@@ -11,6 +11,7 @@ evaluation, a checkpoint). Only rank 0 shows progress and writes checkpoints.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import random
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from . import _distributed
 from ._batches import batch_len, to_device
+from ._callbacks import dispatch
 from ._errors import TrainerError
 from ._history import TrainingHistory
 from ._options import TrainerOptions
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 __all__ = ["TrainingRun", "seed_everything"]
 
 Collator = Callable[[Any], Mapping[str, Any]]
+
+logger = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int | None) -> None:
@@ -233,10 +237,23 @@ class TrainingRun:
         h.global_step += 1
         self.bar.update(1)
         if h.global_step % o.log_every == 0:
-            post: dict[str, Any] = {"epoch": epoch, "loss": round(loss, 4)}
-            if "accuracy" in metrics:
-                post["acc"] = round(float(metrics["accuracy"]), 3)
-            self.bar.set_postfix(post)
+            self.log(epoch, loss, metrics)
+
+    def log(self, epoch: int, loss: float, metrics: Mapping[str, Any]) -> None:
+        """The progress bar's figures, a debug line, and the callbacks' ``on_log``."""
+        h = self.history
+        post: dict[str, Any] = {"epoch": epoch, "loss": round(loss, 4)}
+        if "accuracy" in metrics:
+            post["acc"] = round(float(metrics["accuracy"]), 3)
+        self.bar.set_postfix(post)
+        logs = {"loss": loss, "learning_rate": h.learning_rates[-1], "epoch": epoch, "step": h.global_step}
+        if "accuracy" in metrics:
+            logs["accuracy"] = float(metrics["accuracy"])
+        if h.temperatures:
+            logs["temperature"] = h.temperatures[-1]
+        logger.debug("step %d: loss %.6g, learning rate %.6g", h.global_step, loss, logs["learning_rate"])
+        if self.world.main:
+            dispatch(self.options.callbacks, "on_log", logs, h.global_step)
 
     def end_epoch(self, epoch: int, state: _Epoch) -> None:
         """Record the epoch's training metrics, evaluate, and write the epoch's checkpoint."""
@@ -246,6 +263,11 @@ class TrainingRun:
             self.evaluate_epoch(epoch)
         if o.checkpoint_dir is not None and o.save_every_epoch and epoch < o.epochs - 1:
             self.save_checkpoint(f"epoch-{epoch}")
+        logs = {f"train_{k}": v for k, v in self.history.train_metrics[-1].items()}
+        if o.eval_dataloader is not None:
+            logs.update({f"eval_{k}": v for k, v in self.history.eval_metrics[-1].items()})
+        if self.world.main:
+            dispatch(o.callbacks, "on_epoch_end", epoch, logs)
 
     def evaluate_epoch(self, epoch: int) -> None:
         """Evaluate ``eval_dataloader`` into the history (and a line under the bar)."""
@@ -255,8 +277,9 @@ class TrainingRun:
         )
         self.history.eval_metrics.append(result)
         self.model.train()
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in result.items())
+        logger.info("epoch %d: eval %s", epoch, shown)
         if self.world.main and o.progress:
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in result.items())
             self.bar.write(f"epoch {epoch}: eval {shown}")
 
     def save_checkpoint(self, name: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import attrs
 from attrs import field, frozen
 
+from ._callbacks import check_callbacks
 from ._errors import TrainerError
 from ._schedules import LR_SCHEDULERS, TEMPERATURE_SCHEDULES
 
@@ -197,7 +198,14 @@ class TrainerOptions:
         default=True, validator=_bool, metadata=_help("tqdm bar and per-epoch evaluation lines")
     )
     log_every: int = field(
-        default=1, validator=_int_at_least(1), metadata=_help("update the bar's loss every this many steps")
+        default=1,
+        validator=_int_at_least(1),
+        metadata=_help("update the bar and call the callbacks' on_log every this many steps"),
+    )
+    callbacks: tuple[Any, ...] = field(
+        default=(),
+        converter=check_callbacks,
+        metadata=_help("objects with on_log and/or on_epoch_end methods, called on rank 0 (see TrainerCallback)"),
     )
     # -- reading batches ------------------------------------------------------------------------
     input_key: str | None = field(
