@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from . import _distributed
 from ._batches import batch_len, to_device
 from ._callbacks import dispatch
+from ._checkpoints import load_state, restore_rng, save_state
 from ._errors import TrainerError
 from ._history import TrainingHistory
 from ._options import TrainerOptions
@@ -171,10 +172,13 @@ class TrainingRun:
         self.trainer._before_training()
         try:
             self._build()
-            for epoch in range(self.options.epochs):
+            start = 0
+            if self.options.resume_from_checkpoint is not None:
+                start = self.resume(self.options.resume_from_checkpoint)
+            for epoch in range(start, self.options.epochs):
                 self.train_epoch(epoch)
             if self.options.checkpoint_dir is not None:
-                self.save_checkpoint("final")
+                self.save_checkpoint("final", self.options.epochs - 1)
         finally:
             if self.bar is not None:
                 self.bar.close()
@@ -262,7 +266,7 @@ class TrainingRun:
         if o.eval_dataloader is not None:
             self.evaluate_epoch(epoch)
         if o.checkpoint_dir is not None and o.save_every_epoch and epoch < o.epochs - 1:
-            self.save_checkpoint(f"epoch-{epoch}")
+            self.save_checkpoint(f"epoch-{epoch}", epoch)
         logs = {f"train_{k}": v for k, v in self.history.train_metrics[-1].items()}
         if o.eval_dataloader is not None:
             logs.update({f"eval_{k}": v for k, v in self.history.eval_metrics[-1].items()})
@@ -282,12 +286,46 @@ class TrainingRun:
         if self.world.main and o.progress:
             self.bar.write(f"epoch {epoch}: eval {shown}")
 
-    def save_checkpoint(self, name: str) -> None:
-        """``IntervenableModel.save`` to ``<checkpoint_dir>/<name>`` on rank 0; every process
-        waits until it is written."""
+    def save_checkpoint(self, name: str, epoch: int) -> None:
+        """``IntervenableModel.save`` to ``<checkpoint_dir>/<name>`` on rank 0, with the state a
+        resumed run needs after ``epoch``; every process waits until it is written."""
         assert self.options.checkpoint_dir is not None  # callers check
+        assert self.optimizer is not None and self.scheduler is not None  # built by _build
         path = os.path.join(self.options.checkpoint_dir, name)
         self.history.checkpoints.append(path)
         if self.world.main:
             self.model.save(path, include_model=self.trainer.saves_model)
+            save_state(path, epoch=epoch, history=self.history, optimizer=self.optimizer, scheduler=self.scheduler)
         _distributed.barrier()  # the checkpoint is complete before any process reads it
+
+    def resume(self, path: str) -> int:
+        """Restore what the checkpoint ``path`` holds; returns the epoch to go on with."""
+        assert self.optimizer is not None and self.scheduler is not None  # built by _build
+        state = load_state(path)
+        steps_per_epoch = math.ceil(self.n_batches / self.options.gradient_accumulation_steps)
+        if state.history.global_step != (state.epoch + 1) * steps_per_epoch:
+            raise TrainerError(
+                f"the checkpoint {path!r} was written after {state.history.global_step} steps in "
+                f"{state.epoch + 1} epochs, but this run makes {steps_per_epoch} steps per epoch; "
+                "resume with the same data, batch size and gradient_accumulation_steps."
+            )
+        self.model.load_intervention(path)
+        if self.trainer.saves_model:
+            from safetensors.torch import load_model
+
+            load_model(self.model.model, os.path.join(path, "model.safetensors"))
+        try:
+            self.optimizer.load_state_dict(state.optimizer)
+        except (ValueError, KeyError) as e:
+            raise TrainerError(
+                f"the optimizer state in {path!r} does not fit this run's optimizer ({e}); resume "
+                "with the same trainer, interventions and optimizer."
+            ) from None
+        self.scheduler.load_state_dict(state.scheduler)
+        self.history = state.history
+        step = self.history.global_step
+        self.bar.update(step)
+        if self.tempered and step < len(self.temperatures):
+            self.model.set_temperature(self.temperatures[step])
+        restore_rng(state.rng)
+        return state.epoch + 1

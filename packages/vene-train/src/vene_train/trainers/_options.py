@@ -191,6 +191,13 @@ class TrainerOptions:
     checkpoint_dir: str | None = field(
         default=None, metadata=_help("write <dir>/epoch-<k> after each epoch but the last, and <dir>/final")
     )
+    resume_from_checkpoint: str | None = field(
+        default=None,
+        metadata=_help(
+            "a checkpoint directory (<checkpoint_dir>/epoch-<k>) to continue from: weights, optimizer, "
+            "schedule, history and random state are restored and training goes on at epoch k + 1"
+        ),
+    )
     save_every_epoch: bool = field(
         default=True, validator=_bool, metadata=_help("write the per-epoch checkpoints too")
     )
