@@ -1,5 +1,7 @@
 """``CausalModel``: a finite causal graph that states a hypothesis about how a task is solved.
 
+(Over 500 lines: one class whose samplers and dataset generators share the graph's cached state.)
+
 A causal model has variables, a finite set of values per variable, the parents of each variable
 and a function per variable that computes its value from its parents' values. Variables without
 parents are the *inputs*; variables that are nobody's parent are the *outputs*. The model runs
