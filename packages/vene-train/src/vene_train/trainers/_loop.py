@@ -2,10 +2,11 @@
 
 A :class:`TrainingRun` is one call of :meth:`Trainer.train_alignment`. :meth:`TrainingRun.run`
 seeds, sets up the processes, builds the optimizer and the learning-rate schedule (warm-up then
-decay), and for each epoch runs :meth:`~TrainingRun.train_epoch` (each batch through
-:meth:`~TrainingRun.micro_batch`, every ``gradient_accumulation_steps`` of them closed by
-:meth:`~TrainingRun.optimizer_step`), then :meth:`~TrainingRun.end_epoch` (the epoch's metrics,
-evaluation, a checkpoint). Only rank 0 shows progress and writes checkpoints.
+decay), restores a checkpoint (:meth:`~TrainingRun.resume`) when asked, and for each epoch runs
+:meth:`~TrainingRun.train_epoch` (each batch through :meth:`~TrainingRun.micro_batch`, every
+``gradient_accumulation_steps`` of them closed by :meth:`~TrainingRun.optimizer_step`, which calls
+:meth:`~TrainingRun.log`), then :meth:`~TrainingRun.end_epoch` (the epoch's metrics, evaluation,
+a checkpoint, the callbacks). Only rank 0 shows progress, calls callbacks and writes checkpoints.
 """
 
 from __future__ import annotations
