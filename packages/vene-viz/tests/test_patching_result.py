@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from results import OnlyToDict, Result, heads, layer_position
+from results import OnlyToDict, heads, layer_position
 
 import vene
 from vene_viz import (

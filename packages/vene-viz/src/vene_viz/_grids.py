@@ -1,6 +1,7 @@
 """Grid visualizers: patching effects per layer and position, per layer and head, and attention.
 
-All three draw one matrix with ``imshow`` (one cell per entry, no interpolation), label both
+Each draws its matrix with matplotlib (``plot``, into a given ``ax=`` too) and with plotly
+(``interactive``, with the same colours and labels and a hover label per cell). All three draw one matrix with ``imshow`` (one cell per entry, no interpolation), label both
 axes, add a colorbar and, for small grids, write each value into its cell. The image's array is
 the input matrix itself (transposed only when asked), so what is drawn can be read back from
 ``fig.axes[0].images[0].get_array()``.
@@ -234,7 +235,7 @@ def interactive_grid(
 
 def _pixels(opts: Mapping[str, Any], rows: int, cols: int, xl: list[str], yl: list[str]) -> tuple[int, int]:
     w, h = opts["figsize"] or _auto_figsize(rows, cols, xl, yl)
-    return int(max(w * 100, 480)), int(max(h * 100, 360))
+    return int(max(w * 100, 600)), int(max(h * 100, 400))
 
 
 class PatchingHeatmap(Visualizer):
@@ -245,6 +246,12 @@ class PatchingHeatmap(Visualizer):
     bottom) and positions along the x-axis, labelled with ``tokens``. ``transpose=True`` puts
     the tokens on the y-axis (top to bottom) and the layers on the x-axis, as in ROME's figures.
     Effects with both signs get a diverging colormap centred on 0 (``center``).
+
+    ``data`` may also be a patching result (``vene.patching.PatchingResult``, anything with its
+    attributes, its ``to_dict()`` or the CLI's JSON): the dims decide the figure (a curve for
+    ``("layer",)``, a heatmap for two dims, one heatmap per component for three), tokens label
+    the positions, the title and colour bar come from the method, kind and metric, and the
+    colour scale starts at the unpatched baseline (see :mod:`vene_viz._patching`).
 
     Options: ``tokens``, ``layer_labels``, ``transpose``, ``cmap``, ``vmin``, ``vmax``,
     ``center`` (a number, None, or ``"auto"``: 0 when the data has both signs), ``annotate``
@@ -294,7 +301,8 @@ class HeadMap(Visualizer):
     """One value per attention head on a layer × head grid (head patching, head attribution).
 
     ``data`` is ``[layers, heads]``. Layers run up the y-axis (layer 0 at the bottom), heads
-    along the x-axis. Options as :class:`PatchingHeatmap`, with ``head_labels`` and
+    along the x-axis; ``data`` may also be a patching result of kind ``"heads"`` (dims
+    ``("layer", "head")``). Options as :class:`PatchingHeatmap`, with ``head_labels`` and
     ``layer_labels`` for the axes.
     """
 
