@@ -90,7 +90,8 @@ class ResultView:
     def title(self) -> str:
         """E.g. ``Causal tracing: residual stream`` with the window and direction when set."""
         method = _METHODS.get(self.method, self.method.replace("_", " ").capitalize() or "Patching")
-        text = f"{method}: {_KINDS.get(self.kind, self.kind)}"
+        kind = "components" if self.kind == "custom" and "component" in self.dims else self.kind
+        text = f"{method}: {_KINDS.get(kind, kind)}"
         extras = []
         window = self.settings.get("window")
         if isinstance(window, int) and window > 1:
