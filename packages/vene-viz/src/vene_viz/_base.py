@@ -51,9 +51,8 @@ def target_axes(ax: Any, n: int, figsize: tuple[float, float], *, sharex: bool =
     if ax is None:
         fig = new_figure(figsize)
         shape = (n, 1) if vertical else (1, n)
-        axes = fig.subplots(*shape, sharex=sharex, squeeze=False).ravel()
-        return fig, list(axes)
-    axes = list(ax.ravel()) if hasattr(ax, "ravel") else list(ax) if isinstance(ax, (list, tuple)) else [ax]
+        return fig, list(fig.subplots(*shape, sharex=sharex, squeeze=False).ravel())
+    axes: list[Any] = list(ax.ravel()) if hasattr(ax, "ravel") else list(ax) if isinstance(ax, (list, tuple)) else [ax]
     if len(axes) != n or not all(hasattr(a, "get_figure") and hasattr(a, "imshow") for a in axes):
         raise VisualizationError(
             f"this figure has {n} panel{'s' if n != 1 else ''}, so ax= must be "

@@ -58,7 +58,7 @@ def _records(data: Any) -> list[Mapping[str, Any]]:
     """A list of dicts, a dict of equal-length lists, or a training history, as a list of dicts."""
     from_history = history_records(data)
     if from_history is not None:
-        return from_history
+        return list(from_history)
     if isinstance(data, Mapping):
         lengths = {}
         for key, values in data.items():

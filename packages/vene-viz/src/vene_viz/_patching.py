@@ -73,7 +73,7 @@ def _panels(view: ResultView, opts: dict[str, Any]) -> tuple[list[tuple[str | No
     if len(dims) == 3:
         lead, rest = dims[0], dims[1:]
         mats = [scores[i] for i in range(scores.shape[0])]
-        names = [_KINDS.get(str(c), str(c)) if lead == "component" else f"{lead} {c}" for c in view.coords[lead]]
+        names: list[str | None] = [_KINDS.get(str(c), str(c)) if lead == "component" else f"{lead} {c}" for c in view.coords[lead]]
     elif len(dims) == 2:
         rest, mats, names = dims, [scores], [None]
     else:
@@ -128,7 +128,7 @@ def plot_result(view: ResultView, opts: dict[str, Any], ax: Any = None) -> Figur
     row_name = "token" if row == "position" and view.tokens is not None else row
     panel_opts = {**opts, "xlabel": opts["xlabel"] or col_name,
                   "ylabel": row_name if opts["ylabel"] in (None, "layer") else opts["ylabel"]}
-    im = None
+    im: Any = None
     for i, (a, (name, mat)) in enumerate(zip(axes, panels)):
         im = draw_panel(a, mat, panel_opts, row_labels=row_labels, col_labels=col_labels,
                         origin="lower" if row == "layer" else "upper", scale=scale, ylabel=i == 0)
@@ -190,11 +190,11 @@ def interactive_result(view: ResultView, opts: dict[str, Any]) -> Any:
         numeric = all(isinstance(c, (int, np.integer)) for c in coords) and labels is None
         xs = [float(c) for c in coords] if numeric else list(range(len(coords)))
         hover = [f"{view.hover(dim, c)}<br>{view.metric} = {y:.4g}" for c, y in zip(coords, ys)]
-        axis = integer_axis(xs) if numeric else ticks_axis(labels or [view.tick(dim, c) for c in coords])
+        x_axis = integer_axis(xs) if numeric else ticks_axis(labels or [view.tick(dim, c) for c in coords])
         return line_figure([(view.metric, xs, ys, hover)], hlines=list(view.baselines.items()),
                            title=_title(view, opts), subtitle=view.subtitle(),
                            xlabel=opts["xlabel"] or ("token" if labels else dim), ylabels=[view.metric],
-                           xaxis=axis)
+                           xaxis=x_axis)
     opts, include = _scale_opts(view, opts)
     panels, row, col, rows, cols = _panels(view, opts)
     stacked = np.stack([m for _, m in panels])

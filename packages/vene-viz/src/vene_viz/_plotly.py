@@ -53,7 +53,7 @@ def colorscale(cmap: Any) -> list[list[Any]]:
     return [[i / 16, to_hex(cm(i / 16))] for i in range(17)]
 
 
-def integer_axis(values: Sequence[float]) -> dict[str, Any]:
+def integer_axis(values: Any) -> dict[str, Any]:
     """Axis settings that put ticks on whole numbers only, about ten of them at most."""
     lo, hi = (float(min(values)), float(max(values))) if len(values) else (0.0, 1.0)
     raw = max((hi - lo) / 10.0, 1.0)
@@ -134,7 +134,7 @@ def grid_figure(
 
 
 def line_figure(
-    series: Sequence[tuple[str, Sequence[float], Sequence[float], Sequence[str]]],
+    series: Sequence[tuple[str, Any, Any, Sequence[str]]],
     *,
     hlines: Sequence[tuple[str, float]] = (),
     title: Any = None,
