@@ -156,3 +156,21 @@ def test_an_intervenable_model_names_its_interventions(das_training):
     key = next(iter(im.interventions))
     with pytest.raises(DataTypeError, match=rf"pass one of them.*'{key}'"):
         DasMask().plot(im)
+
+
+def test_the_mask_goes_into_a_given_axes_and_its_dimensions_tick_at_integers():
+    import matplotlib.figure
+
+    from vene_viz import DasMask
+
+    paper = matplotlib.figure.Figure(figsize=(6, 3))
+    ax = paper.subplots()
+    values = torch.tensor([0.9, 0.8, 0.1])
+    assert DasMask().plot(values, ax=ax) is paper
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], values.double().numpy(), rtol=1e-6)
+    paper.canvas.draw()
+    labels = [t.get_text().replace("−", "-") for t in ax.get_xticklabels() if t.get_text()]
+    assert labels and all(float(t).is_integer() for t in labels)
+    bar = DasMask().interactive(values).data[0]
+    np.testing.assert_allclose(bar.y, values.double().numpy(), rtol=1e-6)
+    assert bar.customdata[2].startswith("dimension 2<br>mask value = 0.1")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from vene_viz import (
     DataTypeError,
     MissingMetricError,
     TrainingCurves,
+    VisualizationError,
 )
 
 
@@ -82,3 +84,64 @@ def test_bad_records_say_what_is_wrong():
         TrainingCurves().plot([{"step": 0, "split": "train"}])
     with pytest.raises(DataShapeError, match="equal lengths"):
         TrainingCurves().plot({"loss": [1.0, 0.5], "iia": [0.3]})
+
+
+@attrs.define
+class History:
+    """The public fields of vene-train's TrainingHistory (what its trainers' train() returns)."""
+
+    losses: list = attrs.field(factory=list)
+    learning_rates: list = attrs.field(factory=list)
+    temperatures: list = attrs.field(factory=list)
+    train_metrics: list = attrs.field(factory=list)
+    eval_metrics: list = attrs.field(factory=list)
+    checkpoints: list = attrs.field(factory=list)
+    global_step: int = 0
+
+
+def _history(records) -> History:
+    losses = [r["loss"] for r in records]
+    # two epochs of 20 steps; eval accuracy (the IIA) once per epoch
+    evals = [{"accuracy": records[19].get("iia", 0.5)}, {"accuracy": records[39].get("iia", 0.5)}]
+    return History(losses=losses, learning_rates=[0.1] * len(losses), eval_metrics=evals,
+                   global_step=len(losses))
+
+
+def test_a_training_history_is_read_by_its_public_fields(das_training):
+    records = das_training["boundless_records"]
+    history = _history(records)
+    fig = TrainingCurves(metrics=["loss", "eval_accuracy"]).plot(history)
+    loss_ax, iia_ax = fig.axes
+    x, y = line(loss_ax)
+    np.testing.assert_array_equal(x, np.arange(1, 41))  # optimizer steps, counted from 1
+    np.testing.assert_array_equal(y, [r["loss"] for r in records])
+    x, y = line(iia_ax)
+    np.testing.assert_array_equal(x, [20, 40])  # each evaluation at the step that ended its epoch
+    np.testing.assert_array_equal(y, [e["accuracy"] for e in history.eval_metrics])
+    # the class vene-train's trainers return, built through its public name
+    trainers = pytest.importorskip("vene_train.trainers")
+    real = trainers.TrainingHistory(losses=history.losses, eval_metrics=history.eval_metrics)
+    x, y = line(TrainingCurves(metrics="loss").plot(real).axes[0])
+    np.testing.assert_array_equal(y, [r["loss"] for r in records])
+    assert len(x) == 40
+    # a transformers TrainerState: its log_history
+    state = type("TrainerState", (), {"log_history": [{"step": 5, "loss": 0.9, "epoch": 0.5}, {"step": 10, "loss": 0.7, "epoch": 1.0}]})()
+    np.testing.assert_array_equal(line(TrainingCurves(metrics="loss").plot(state).axes[0])[0], [5, 10])
+
+
+def test_curves_go_into_given_axes_and_steps_tick_at_integers():
+    import matplotlib.figure
+
+    paper = matplotlib.figure.Figure(figsize=(8, 3))
+    left, right = paper.subplots(1, 2)
+    records = [{"step": s, "loss": 1.0 / (s + 1)} for s in range(4)]
+    assert TrainingCurves().plot(records, ax=left) is paper
+    np.testing.assert_array_equal(line(left)[1], [1.0, 0.5, 1 / 3, 0.25])
+    paper.canvas.draw()
+    labels = [t.get_text().replace("−", "-") for t in left.get_xticklabels() if t.get_text()]
+    assert labels and all(float(t).is_integer() for t in labels)  # no 0.5 steps
+    with pytest.raises(VisualizationError, match="sequence of 2 matplotlib Axes"):
+        TrainingCurves().plot([{"step": 0, "loss": 1.0, "iia": 0.5}], ax=right)
+    fig = TrainingCurves().interactive(records)
+    assert fig.layout.xaxis.dtick == 1 and fig.layout.xaxis.tickformat == "d"
+    np.testing.assert_array_equal(fig.data[0].y, [1.0, 0.5, 1 / 3, 0.25])

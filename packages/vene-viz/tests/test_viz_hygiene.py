@@ -26,11 +26,13 @@ vv.TrainingCurves().save(out + "/c.png", [{{"step": 0, "loss": 1.0}}, {{"step": 
 vv.AttentionMap().save(out + "/a.png", torch.rand(1, 2, 3, 3).softmax(-1), head=0)
 vv.HtmlReport().save(out + "/r.html", {{"figures": [vv.HeadMap().plot(np.eye(2))], "tables": {{"t": {{"a": 1.5}}}}}})
 vv.HtmlReport().plot({{"figures": [out + "/p.png"]}})
+vv.PatchingHeatmap().save(out + "/p.html", torch.rand(2, 3))
+vv.TrainingCurves().save(out + "/c.html", [{{"step": 0, "loss": 1.0}}, {{"step": 1, "loss": 0.5}}])
 assert "matplotlib.pyplot" not in sys.modules, "pyplot was imported"
 assert matplotlib.rcParams._get_backend_or_none() == backend, "the backend was changed"
 """
     subprocess.run([sys.executable, "-c", code], check=True)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.png", "d.png", "h.png", "p.png", "r.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "c.html", "c.png", "d.png", "h.png", "p.html", "p.png", "r.html"]
 
 
 def test_every_module_starts_with_a_docstring_and_declares_all():

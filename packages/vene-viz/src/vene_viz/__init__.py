@@ -16,7 +16,12 @@ class                     ``type_name``         data
 :class:`HtmlReport`       ``html_report``       figures and tables -> one self-contained page
 ========================  ====================  =============================================
 
-Figures are drawn on matplotlib's Agg canvas without pyplot, so no window ever opens.
+``plot(data, ax=...)`` draws into the axes of a multi-panel figure; ``interactive(data)``
+returns the plotly figure (hover shows each value with its layer, head, position and token) and
+``save("x.html", data)`` writes it as a page that works offline. Patching heatmaps and head maps
+also take a ``vene.patching.PatchingResult`` (or its ``to_dict()``), and training curves what a
+trainer returns. Matplotlib figures are drawn on the Agg canvas without pyplot, so no window
+ever opens.
 """
 
 from ._base import Visualizer
@@ -31,6 +36,7 @@ from ._errors import (
 )
 from ._grids import AttentionMap, HeadMap, PatchingHeatmap
 from ._mask import DasMask, MaskReading, read_mask
+from ._notebook import interactive, repr_html
 from ._report import HtmlReport
 from ._version import __version__
 
@@ -44,6 +50,8 @@ __all__ = [
     "AttentionMap",
     "HtmlReport",
     "read_mask",
+    "interactive",
+    "repr_html",
     "MaskReading",
     "VisualizationError",
     "DataShapeError",

@@ -1,6 +1,8 @@
-"""The visualizer protocol: options, ``plot(data) -> Figure`` and ``save(path, data)``.
+"""The visualizer protocol: options, ``plot(data) -> Figure``, ``interactive(data)`` and ``save``.
 
-Figures are built as :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas, never
+``plot`` draws a matplotlib figure (or into a given ``ax=`` of a multi-panel figure);
+``interactive`` builds a plotly figure with hover labels, and ``save`` writes either, following
+the suffix (``.html`` for the interactive one). Matplotlib figures are built as :class:`matplotlib.figure.Figure` objects drawn by the Agg canvas, never
 through ``pyplot``: no window ever opens, no backend is switched for the user, and no figure is
 left behind in pyplot's global registry. matplotlib is imported on first use, so registering the
 visualizers (which every ``vene`` plugin registry does) costs nothing.
@@ -17,12 +19,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ._errors import VisualizationError
 
 if TYPE_CHECKING:
+    import plotly.graph_objects as go
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["Visualizer", "new_figure", "is_figure"]
+__all__ = ["Visualizer", "new_figure", "is_figure", "target_axes"]
 
 #: Options every visualizer accepts.
-COMMON_OPTIONS: Mapping[str, Any] = {"title": None, "figsize": None, "dpi": 150}
+COMMON_OPTIONS: Mapping[str, Any] = {"title": None, "figsize": None, "dpi": 150, "plotlyjs": "inline"}
+
+_HTML_SUFFIXES = (".html", ".htm")
 
 
 def new_figure(figsize: tuple[float, float]) -> Figure:
@@ -33,6 +39,28 @@ def new_figure(figsize: tuple[float, float]) -> Figure:
     fig = Figure(figsize=figsize, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def target_axes(ax: Any, n: int, figsize: tuple[float, float], *, sharex: bool = False,
+                vertical: bool = False) -> tuple[Figure, list[Axes]]:
+    """``n`` axes to draw into: new ones on a new figure, or the ``ax`` the caller gave.
+
+    ``ax`` may be one Axes (when ``n`` is 1) or a sequence of ``n`` Axes, e.g. a row of
+    ``fig.subplots(1, 3)`` of a paper figure; the figure returned is theirs.
+    """
+    if ax is None:
+        fig = new_figure(figsize)
+        shape = (n, 1) if vertical else (1, n)
+        return fig, list(fig.subplots(*shape, sharex=sharex, squeeze=False).ravel())
+    axes: list[Any] = list(ax.ravel()) if hasattr(ax, "ravel") else list(ax) if isinstance(ax, (list, tuple)) else [ax]
+    if len(axes) != n or not all(hasattr(a, "get_figure") and hasattr(a, "imshow") for a in axes):
+        raise VisualizationError(
+            f"this figure has {n} panel{'s' if n != 1 else ''}, so ax= must be "
+            + ("one matplotlib Axes" if n == 1 else f"a sequence of {n} matplotlib Axes")
+            + f"; got {type(ax).__name__}"
+            + (f" of length {len(axes)}" if isinstance(ax, (list, tuple)) else "") + "."
+        )
+    return axes[0].get_figure(), axes
 
 
 def is_figure(obj: Any) -> bool:
@@ -93,28 +121,63 @@ class Visualizer:
         """The options of one call: class defaults, then constructor options, then ``overrides``."""
         return {**self.defaults, **self.options, **self._checked(overrides or {})}
 
-    def plot(self, data: Any, **options: Any) -> Figure:
-        """Draw ``data`` and return the :class:`matplotlib.figure.Figure`."""
-        return self._plot(data, self.resolve(options))
+    def plot(self, data: Any, *, ax: Any = None, **options: Any) -> Figure:
+        """Draw ``data`` and return the :class:`matplotlib.figure.Figure`.
 
-    def _plot(self, data: Any, opts: dict[str, Any]) -> Figure:
-        raise NotImplementedError
-
-    def save(self, path: str | os.PathLike[str], data: Any, **options: Any) -> pathlib.Path:
-        """Plot ``data`` (or take a figure from :meth:`plot`) and write it to ``path``.
-
-        The format follows the suffix (``.png``, ``.pdf``, ``.svg``...); missing parent
-        directories are created. Returns the path written.
+        With ``ax=`` (an Axes, or a sequence of them for a figure of several panels) the
+        drawing goes into those axes of the caller's figure, which is returned.
         """
         opts = self.resolve(options)
+        if ax is None:
+            return self._plot(data, opts)
+        return self._plot(data, opts, ax=ax)
+
+    def _plot(self, data: Any, opts: dict[str, Any], ax: Any = None) -> Figure:
+        raise NotImplementedError
+
+    def interactive(self, data: Any, **options: Any) -> go.Figure:
+        """The interactive form of the figure: a :class:`plotly.graph_objects.Figure` whose hover
+        labels show each value with its coordinates (layer, head, position, token)."""
+        return self._interactive(data, self.resolve(options))
+
+    def _interactive(self, data: Any, opts: dict[str, Any]) -> go.Figure:
+        raise VisualizationError(f"{type(self).__name__} has no interactive form; save it as an image.")
+
+    def to_html(self, data: Any, **options: Any) -> str:
+        """The interactive figure as one HTML page (plotly.js per the ``plotlyjs`` option)."""
+        from ._plotly import is_plotly_figure, to_html
+
+        opts = self.resolve(options)
+        fig = data if is_plotly_figure(data) else self._interactive(data, opts)
+        return to_html(fig, plotlyjs=opts["plotlyjs"])
+
+    def save(self, path: str | os.PathLike[str], data: Any, **options: Any) -> pathlib.Path:
+        """Plot ``data`` (or take a figure from :meth:`plot`/:meth:`interactive`) and write it.
+
+        The format follows the suffix: ``.html`` writes the interactive figure (plotly.js inline
+        by default, so the page works offline; ``plotlyjs="directory"`` shares one
+        ``plotly.min.js`` next to it), ``.png``, ``.pdf``, ``.svg``... the matplotlib figure.
+        Missing parent directories are created. Returns the path written.
+        """
+        from ._plotly import is_plotly_figure, write_html
+
+        opts = self.resolve(options)
         path = pathlib.Path(path)
+        if path.suffix.lower() in _HTML_SUFFIXES:
+            fig = data if is_plotly_figure(data) else self._interactive(data, opts)
+            return write_html(path, fig, plotlyjs=opts["plotlyjs"])
+        if is_plotly_figure(data):
+            raise VisualizationError(
+                f"a plotly figure is written as .html, not {path.suffix or 'a file without suffix'}; "
+                "pass the data itself to save an image."
+            )
         fig = data if is_figure(data) else self._plot(data, opts)
         fmt = path.suffix.lstrip(".").lower()
         supported = fig.canvas.get_supported_filetypes()
         if fmt not in supported:
             raise VisualizationError(
                 f"cannot tell the image format of {str(path)!r} from its suffix; end the name with "
-                f"one of: {', '.join('.' + s for s in sorted(supported))}."
+                f"one of: {', '.join('.' + s for s in sorted([*supported, 'html']))}."
             )
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format=fmt, dpi=opts["dpi"])

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from attrs import frozen
 
-from ._base import COMMON_OPTIONS, Visualizer, new_figure
+from ._base import COMMON_OPTIONS, Visualizer, target_axes
 from ._data import as_array, as_number
 from ._errors import DataShapeError, DataTypeError, VisualizationError
 
@@ -211,28 +211,32 @@ class DasMask(Visualizer):
         opts = self.resolve(options)
         return read_mask(data, temperature=opts["temperature"], raw=bool(opts["raw"]))
 
-    def _plot(self, data: Any, opts: dict[str, Any]) -> Figure:
-        import matplotlib
-        from matplotlib.cm import ScalarMappable
-        from matplotlib.colors import Normalize
-
+    def _values(self, data: Any, opts: dict[str, Any]) -> tuple[MaskReading, np.ndarray, float, float, bool]:
         reading = read_mask(data, temperature=opts["temperature"], raw=bool(opts["raw"]))
         values = reading.values
         if np.isnan(values).all():
             raise DataShapeError("every mask value is NaN; there is nothing to plot.")
         if opts["sort"]:
             values = np.sort(values)[::-1]
-        width = values.size
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
-        unit = lo >= 0.0 and hi <= 1.0
+        return reading, values, lo, hi, lo >= 0.0 and hi <= 1.0
+
+    def _plot(self, data: Any, opts: dict[str, Any], ax: Any = None) -> Figure:
+        import matplotlib
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+        from matplotlib.ticker import MaxNLocator
+
+        reading, values, lo, hi, unit = self._values(data, opts)
+        width = values.size
         norm = Normalize(0.0, 1.0) if unit else Normalize(lo, hi if hi > lo else lo + 1.0)
         try:
             cmap = matplotlib.colormaps[opts["cmap"]]
         except KeyError:
             raise VisualizationError(f"unknown colormap {opts['cmap']!r}.") from None
         figsize = opts["figsize"] or (min(max(5.5, 2.0 + 0.18 * width), 14.0), 3.6)
-        fig = new_figure(figsize)
-        ax = fig.add_subplot()
+        fig, (ax,) = target_axes(ax, 1, figsize)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.bar(np.arange(width), values, width=0.85 if width <= 64 else 1.0,
                color=cmap(norm(np.nan_to_num(values, nan=lo))), linewidth=0)
         fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="mask value")
@@ -252,6 +256,24 @@ class DasMask(Visualizer):
         ax.set_ylabel(opts["ylabel"] or ("mask parameter" if reading.kind == "raw" else "mask value"))
         ax.set_title(opts["title"] or _summary(reading, opts["threshold"]), fontsize=10)
         return fig
+
+    def _interactive(self, data: Any, opts: dict[str, Any]) -> Any:
+        from ._plotly import bar_figure
+
+        reading, values, lo, hi, unit = self._values(data, opts)
+        order = np.argsort(-reading.values, kind="stable") if opts["sort"] else np.arange(values.size)
+        what = "mask parameter" if reading.kind == "raw" else "mask value"
+        hover = [f"dimension {int(d)}<br>{what} = {v:.4g}" for d, v in zip(order, values)]
+        w, h = opts["figsize"] or (min(max(5.5, 2.0 + 0.18 * values.size), 14.0), 3.6)
+        return bar_figure(
+            values, hover, cmap=opts["cmap"], cmin=0.0 if unit else lo,
+            cmax=1.0 if unit else (hi if hi > lo else lo + 1.0),
+            hline=None if opts["threshold"] is None else float(opts["threshold"]),
+            vline=None if reading.boundary is None or opts["sort"] else reading.boundary - 0.5,
+            title=opts["title"] or _summary(reading, opts["threshold"]),
+            xlabel=opts["xlabel"] or ("rank (sorted by value)" if opts["sort"] else "dimension"),
+            ylabel=opts["ylabel"] or what, size=(int(max(w * 100, 480)), int(max(h * 100, 320))),
+        )
 
 
 def _summary(reading: MaskReading, threshold: Any) -> str:

@@ -1,7 +1,9 @@
-"""A self-contained HTML report: figures embedded as base64 PNGs, and tables of numbers.
+"""A self-contained HTML report: interactive figures and base64 PNGs, and tables of numbers.
 
-The page has no external resources (no scripts, stylesheets or image links), so it can be
-mailed, attached to an experiment log or opened offline.
+Matplotlib figures are embedded as base64 PNGs; plotly figures (a visualizer's
+``interactive()``), patching results and training histories as interactive plotly figures, with
+plotly.js written once into the page by plotly's own ``to_html``. The page loads nothing from
+the network, so it can be mailed, attached to an experiment log or opened offline.
 """
 
 from __future__ import annotations
@@ -135,6 +137,32 @@ def _format(value: Any, precision: int | None) -> str:
     return format(value, f".{precision}g")
 
 
+class Interactive:
+    """A figure of the report drawn by plotly, and how to draw it as a PNG for :meth:`plot`."""
+
+    def __init__(self, figure: Any, still: Any = None) -> None:
+        self.figure = figure
+        self.still = still  # a callable returning a matplotlib Figure, or None
+
+
+def _item(item: Any, what: str, dpi: float) -> bytes | Interactive:
+    """An interactive figure (plotly figure, patching result, training history) or PNG bytes."""
+    from ._curves import TrainingCurves, history_records
+    from ._grids import PatchingHeatmap
+    from ._plotly import is_plotly_figure
+    from ._result import is_result
+
+    if is_plotly_figure(item):
+        return Interactive(item)
+    if is_result(item) and not isinstance(item, (str, bytes, os.PathLike)):
+        viz: Any = PatchingHeatmap()
+    elif history_records(item) is not None:
+        viz = TrainingCurves()
+    else:
+        return _png(item, what, dpi)
+    return Interactive(viz.interactive(item), lambda: viz.plot(item))
+
+
 def _png(item: Any, what: str, dpi: float) -> bytes:
     """PNG bytes of a figure, of PNG bytes, or of a PNG file."""
     if is_figure(item):
@@ -150,8 +178,9 @@ def _png(item: Any, what: str, dpi: float) -> bytes:
         data = path.read_bytes()
     else:
         raise DataTypeError(
-            f"{what} is a {type(item).__name__}; give a matplotlib Figure (e.g. from a "
-            "visualizer's plot()), PNG bytes, or the path of a PNG file."
+            f"{what} is a {type(item).__name__}; give a plotly figure (a visualizer's "
+            "interactive()), a patching result, a training history, a matplotlib Figure (e.g. "
+            "from a visualizer's plot()), PNG bytes, or the path of a PNG file."
         )
     if not data.startswith(_PNG_SIGNATURE):
         raise DataTypeError(f"{what} is not a PNG image (it lacks the PNG signature).")
@@ -176,23 +205,28 @@ def _named(items: Any, what: str) -> list[tuple[str, Any]]:
 
 
 class HtmlReport(Visualizer):
-    """A self-contained HTML page: a title, a paragraph, figures (base64 PNGs) and tables.
+    """A self-contained HTML page: a title, a paragraph, figures and tables.
 
     ``data`` is a dict with any of the keys ``"text"`` (a paragraph), ``"figures"`` (a dict
     caption -> figure, or a list of figures or ``(caption, figure)`` pairs; a figure is a
-    matplotlib Figure, PNG bytes or a PNG path) and ``"tables"`` (a dict name -> table; a table is
+    plotly figure, a patching result or a training history, each shown interactive, or a
+    matplotlib Figure, PNG bytes or a PNG path, shown as a PNG) and ``"tables"`` (a dict name -> table; a table is
     a list of dicts, a dict of numbers, a dict of equal-length lists, or a 2-D array).
 
     :meth:`render` returns the HTML text, :meth:`save` writes it to an ``.html`` file, and
     :meth:`plot` draws a one-figure overview (the figures tiled, then the tables). Options:
     ``title``, ``precision`` (significant digits of the numbers in tables, default 4; None
-    writes every digit, ``repr(float)``), ``dpi`` (of embedded figures), ``figsize``.
+    writes every digit, ``repr(float)``), ``dpi`` (of embedded figures), ``figsize``,
+    ``plotlyjs`` (``"inline"``: plotly.js inside the page; ``"directory"``: a shared
+    ``plotly.min.js`` next to it).
     """
 
     type_name: ClassVar[str] = "html_report"
     defaults: ClassVar[Mapping[str, Any]] = {**COMMON_OPTIONS, "title": "vene report", "precision": 4}
 
-    def _sections(self, data: Any, dpi: float) -> tuple[str, list[tuple[str, bytes]], list[tuple[str, Table]]]:
+    def _sections(
+        self, data: Any, dpi: float
+    ) -> tuple[str, list[tuple[str, bytes | Interactive]], list[tuple[str, Table]]]:
         if not isinstance(data, Mapping):
             raise DataTypeError(
                 f"a report's data is a dict with keys {', '.join(map(repr, _SECTIONS))}, got "
@@ -208,7 +242,7 @@ class HtmlReport(Visualizer):
         text = data.get("text") or ""
         if not isinstance(text, str):
             raise DataTypeError(f"the report's 'text' must be a string, got {type(text).__name__}.")
-        figures = [(t, _png(f, f"figure {t!r}", dpi)) for t, f in _named(data.get("figures") or [], "Figure")]
+        figures = [(t, _item(f, f"figure {t!r}", dpi)) for t, f in _named(data.get("figures") or [], "Figure")]
         tables_in = data.get("tables") or {}
         if not isinstance(tables_in, Mapping):
             tables_in = {"Table 1": tables_in}
@@ -240,7 +274,16 @@ class HtmlReport(Visualizer):
         ]
         if text:
             parts += [f"<p>{esc(p)}</p>" for p in text.split("\n\n") if p.strip()]
+        plotlyjs: Any = True if opts["plotlyjs"] == "inline" else "directory"
         for caption, png in figures:
+            if isinstance(png, Interactive):
+                # plotly.js goes into the page once, with the first interactive figure
+                div = png.figure.to_html(full_html=False, include_plotlyjs=plotlyjs,
+                                         config={"displaylogo": False, "responsive": True})
+                plotlyjs = False
+                parts += ['<section class="figure interactive">', f"<h2>{esc(caption)}</h2>",
+                          f"<figure>{div}</figure>", "</section>"]
+                continue
             encoded = base64.b64encode(png).decode("ascii")
             parts += [
                 '<section class="figure">',
@@ -274,12 +317,32 @@ class HtmlReport(Visualizer):
         page = self.render(data, **options)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
+        if self.resolve(options)["plotlyjs"] == "directory" and 'src="plotly.min.js"' in page:
+            from plotly.offline import get_plotlyjs
+
+            (path.parent / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
         return path
 
-    def _plot(self, data: Any, opts: dict[str, Any]) -> Figure:
+    @staticmethod
+    def _still(caption: str, item: bytes | Interactive, dpi: float) -> bytes:
+        if not isinstance(item, Interactive):
+            return item
+        if item.still is None:
+            raise DataTypeError(
+                f"figure {caption!r} is a plotly figure, which the overview cannot draw as an "
+                "image; pass the data itself (a patching result or training history) or a "
+                "matplotlib figure from the visualizer's plot()."
+            )
+        return _png(item.still(), f"figure {caption!r}", dpi)
+
+    def _plot(self, data: Any, opts: dict[str, Any], ax: Any = None) -> Figure:
         import matplotlib.image as mpimg
 
-        text, figures, tables = self._sections(data, opts["dpi"])
+        if ax is not None:
+            raise VisualizationError("an HTML report's overview is a figure of its own; it takes no ax=.")
+
+        text, items, tables = self._sections(data, opts["dpi"])
+        figures = [(caption, self._still(caption, item, opts["dpi"])) for caption, item in items]
         precision = opts["precision"]
         cols = 2 if len(figures) > 1 else 1
         fig_rows = -(-len(figures) // cols)
