@@ -56,6 +56,7 @@ def test_patch_json_matches_hand_hooked_reruns(folder, lm, tmp_path, capsys):
     assert set(data) == {"model", "kind", "metric", "targets", "tokens", "layers", "scores", "base", "source"}
     assert data["model"] == str(folder) and data["kind"] == "resid"
     assert data["targets"] == [" Paris", " Rome"]
+    assert data["metric"] == "logit_diff(' Paris', ' Rome')"
     assert data["tokens"] == BASE.split()
     assert data["layers"] == list(range(N_LAYERS))
     assert [len(r) for r in data["scores"]] == [len(data["tokens"])] * N_LAYERS

@@ -20,6 +20,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import attrs
+
 from vene import ConfigError, MissingPluginError, VeneError
 from vene.cli import CliCommand
 
@@ -160,7 +162,9 @@ def patch(
         loaded.model, enc_b.inputs, enc_s.inputs, metric, kind=kind, window=window,
         direction=direction, progress=progress, **options,
     )
-    return result.with_tokens(enc_b.tokens)
+    # the metric named by its token strings, which the engine (given ids) cannot know
+    name = f"logit_diff({targets[0]!r}, {targets[1]!r})" if len(ids) == 2 else f"target_prob({targets[0]!r})"
+    return attrs.evolve(result.with_tokens(enc_b.tokens), metric=name)
 
 
 def _grid(result: Any) -> dict[str, Any]:
