@@ -179,3 +179,52 @@ def test_missing_default_model_says_how_to_install(tmp_path, capsys, monkeypatch
 def test_model_that_cannot_be_loaded(tmp_path, capsys):
     code, _, err = run(capsys, "patch", "--model", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "o"))
     assert code == 2 and "could not load the model" in err
+
+
+def _mlp_out(model, ids, layer):
+    got = []
+    h = model.model.layers[layer].mlp.register_forward_hook(lambda m, a, o: got.append(o.detach().clone()))
+    try:
+        with torch.no_grad():
+            model(input_ids=ids)
+    finally:
+        h.remove()
+    return got[0]
+
+
+def test_patch_mlp_cell_matches_a_hooked_rerun(folder, lm, tmp_path, capsys):
+    model, tok = lm
+    out = tmp_path / "m.json"
+    code, _, _ = run(capsys, "patch", "--model", str(folder), "--base", BASE, "--source", SOURCE, "--kind", "mlp",
+                     "--json", str(out), "--out", str(tmp_path), "--no-progress")
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["kind"] == "mlp"
+    a, c = tok.convert_tokens_to_ids("Paris"), tok.convert_tokens_to_ids("Rome")
+    layer, pos = 1, 1
+    state = _mlp_out(model, ids_of(tok, SOURCE), layer)[0, pos]
+
+    def replace(m, args, o):
+        o = o.clone()
+        o[:, pos] = state
+        return o
+
+    h = model.model.layers[layer].mlp.register_forward_hook(replace)
+    try:
+        with torch.no_grad():
+            lo = model(input_ids=ids_of(tok, BASE)).logits[0, -1]
+    finally:
+        h.remove()
+    assert data["scores"][layer][pos] == pytest.approx(float(lo[a] - lo[c]), abs=1e-4)
+
+
+def test_heads_grid_is_layer_by_head(folder, tmp_path, capsys):
+    out = tmp_path / "h.json"
+    code, stdout, _ = run(capsys, "trace", "--model", str(folder), "--prompt", TRACE_PROMPT, "--subject", "red",
+                          "--target", " Paris", "--kind", "heads", "--samples", "2", "--json", str(out),
+                          "--out", str(tmp_path), "--no-progress")
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert data["dims"] == ["layer", "head"] and data["heads"] == [0, 1, 2, 3]
+    assert [len(r) for r in data["scores"]] == [4] * N_LAYERS
+    assert "h3" in stdout
