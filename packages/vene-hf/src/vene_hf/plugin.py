@@ -1,4 +1,4 @@
-"""vene-hf's entry point: site resolvers for Hugging Face models, the Hub store, factories."""
+"""vene-hf's entry point: site resolvers for Hugging Face models, the Hub store, factories, commands."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 from vene import hookimpl
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     from torch import nn
 
     import vene
+    from vene.cli import CliCommand
 
 
 @hookimpl
@@ -33,3 +34,10 @@ def vene_public_names() -> Mapping[str, Any]:
     from .factories import FACTORIES
 
     return FACTORIES
+
+
+@hookimpl
+def vene_cli_commands() -> Sequence[CliCommand]:
+    from .main_job import commands
+
+    return commands()
