@@ -10,12 +10,45 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from attrs import define, field
+from torch import Tensor
 
-from ._engine import Loc
 from ._errors import BatchSizeError, SubspaceError, UnitLocationError
-from ._sites import Unit
+from ._units import Unit
 
-__all__ = ["side_locs", "split_pair", "normalize_subspaces"]
+__all__ = ["Loc", "side_locs", "split_pair", "normalize_subspaces"]
+
+
+@define(slots=True)
+class Loc:
+    """Where in a site's tensor: ``None`` indices mean the whole tensor.
+
+    ``index`` is ``[batch, units]`` positions (or timesteps for ``t``); for ``h.pos`` units
+    ``heads`` holds ``[batch, heads]`` and ``index`` the positions; for ``h`` units ``heads`` only.
+    ``max_index``/``max_head`` are the largest indices, known on the host without a sync.
+    """
+
+    unit: Unit
+    index: Tensor | None = None
+    heads: Tensor | None = None
+    max_index: int = -1
+    max_head: int = -1
+    batch: int = 0
+    _cache: dict = field(factory=dict)
+
+    @property
+    def whole(self) -> bool:
+        return self.index is None and self.heads is None
+
+    def on(self, name: str, device: torch.device, repeat: int) -> Tensor:
+        key = (name, device, repeat)
+        t = self._cache.get(key)
+        if t is None:
+            t = getattr(self, name).to(device, non_blocking=True)
+            if repeat > 1:
+                t = t.repeat_interleave(repeat, dim=0)
+            self._cache[key] = t
+        return t
 
 
 def _is_int(x: Any) -> bool:
