@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from vene import ConfigError, VeneError
+from vene.plugins import provided_names
 
 if TYPE_CHECKING:
     import torch
@@ -182,19 +183,6 @@ create_t5 = _factory(
     "create_t5", "google-t5/t5-small", "T5Config", "T5ForConditionalGeneration", "T5 (encoder-decoder)"
 )
 
-FACTORIES: dict[str, Factory] = {
-    f.__name__: f
-    for f in (
-        create_gpt2,
-        create_gpt2_lm,
-        create_gpt_neo,
-        create_gpt_neox,
-        create_gptj,
-        create_llama,
-        create_mistral,
-        create_gemma,
-        create_qwen2,
-        create_bert,
-        create_t5,
-    )
-}
+# the names come from vene-core's one table of plugin-provided names, so that a missing vene-hf
+# is reported by name; a factory is added by defining it here and naming it in that table
+FACTORIES: dict[str, Factory] = {name: globals()[name] for name in provided_names("vene-hf", "public_names")}

@@ -27,7 +27,7 @@ from attrs import frozen
 from torch import Tensor, nn
 
 from vene import SiteResolutionError, VeneError
-from vene._sites import get_module
+from vene.sites import get_module
 
 __all__ = [
     "HookPoint",

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vene import EXPERT, LAYER, ComponentSpec, Side, VeneError
-from vene._sites import get_module
+from vene.sites import get_module
 
 from ._family import Family, Stack, decoder_components, hidden, num_hidden_layers
 from ._probes import HookPoint, Probe, Undo, add_point, chain

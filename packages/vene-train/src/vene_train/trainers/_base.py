@@ -30,7 +30,6 @@ A batch (after ``inputs_collator``) is a mapping. The keys the loop reads:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import os
 import random
@@ -43,6 +42,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vene import ConfigError, IntervenableModel
+from vene.sites import nearest
 
 __all__ = [
     "Trainer",
@@ -398,8 +398,7 @@ class Trainer:
             name = _ALIASES.get(key, key)
             if name not in out:
                 valid = sorted(set(out) | set(_ALIASES))
-                close = difflib.get_close_matches(key, valid, n=3, cutoff=0.6)
-                hint = f" Did you mean: {', '.join(close)}?" if close else ""
+                hint = nearest(key, valid, 3, cutoff=0.6)
                 raise TrainerError(
                     f"unknown {type(self).__name__} option {key!r}.{hint} Options: "
                     f"{', '.join(valid)}."
