@@ -31,7 +31,7 @@ __all__ = ["generate"]
 
 def generate(
     im: IntervenableModel,
-    base: Mapping[str, Any],
+    base: Mapping[str, Any] | Tensor,
     sources: Any = None,
     unit_locations: Any = None,
     source_representations: Any = None,

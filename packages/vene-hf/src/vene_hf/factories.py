@@ -56,13 +56,13 @@ class ModelLoadError(VeneError, OSError):
     """
 
 
-def _transformers_class(name: str) -> type:
+def _transformers_class(name: str) -> Any:
     # Imported by name from transformers' own namespace (a fixed table below, never a name read
     # from user input or a file), so that importing vene_hf stays cheap.
     return getattr(importlib.import_module("transformers"), name)
 
 
-def _coerce_config(config: Any, config_cls: type, factory: str) -> PretrainedConfig:
+def _coerce_config(config: Any, config_cls: Any, factory: str) -> PretrainedConfig:
     if isinstance(config, Mapping):
         return config_cls(**config)
     if not isinstance(config, config_cls):
@@ -96,7 +96,7 @@ def _create(
     options: Mapping[str, Any],
 ) -> tuple[PretrainedConfig, Any, nn.Module]:
     config_cls = _transformers_class(config_class)
-    cls = custom_class or _transformers_class(model_class)
+    cls: Any = custom_class or _transformers_class(model_class)
     if config is not None:
         if options:
             raise ConfigError(
