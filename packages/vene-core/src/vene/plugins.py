@@ -130,6 +130,17 @@ def why_missing(package: str, pm: pluggy.PluginManager) -> str:
     )
 
 
+def resolver_hint() -> str:
+    """What to do when no resolver knows a model's abstract components."""
+    if installed_version("vene-hf") is None:
+        return "for Hugging Face models install vene-hf (pip install vene-hf)."
+    return (
+        "vene-hf is installed, but no loaded resolver knows this architecture (not a Hugging Face "
+        "architecture vene-hf supports, or its plugin is disabled by VENE_DISABLE_PLUGINS or not "
+        "loaded by this plugin manager)."
+    )
+
+
 def missing_store_hint(pm: pluggy.PluginManager) -> str:
     """What to do when no plugin opens a non-local artifact location."""
     if installed_version("vene-hf") is None:
