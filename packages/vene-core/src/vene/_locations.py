@@ -1,7 +1,8 @@
-"""Reading ``unit_locations`` and ``subspaces`` in all their forms into one explicit plan.
+"""Locations: the :class:`Loc` record, and ``unit_locations``/``subspaces`` read into it.
 
 Every shorthand is expanded here, once per call, into per-intervention :class:`Loc` records and
-per-example subspace lists. Nothing read here is remembered for a later call.
+per-example subspace lists (``_plan.py`` calls this while planning a call; the engine reads the
+records). Nothing read here is remembered for a later call.
 """
 
 from __future__ import annotations

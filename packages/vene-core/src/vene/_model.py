@@ -140,9 +140,8 @@ class IntervenableModel(nn.Module):
         group_ids: dict[Any, int] = {}
         for i, rep in enumerate(self.config.representations):
             unit = Unit.parse(rep.unit)
-            site = pm.hook.vene_resolve_site(model=self.model, representation=rep)
-            if site is None:  # pragma: no cover - core's fallback raises instead
-                raise ConfigError(f"no resolver handles {rep.component!r}")
+            # core's dotted-path resolver runs last and raises rather than returning None
+            site: Site = pm.hook.vene_resolve_site(model=self.model, representation=rep)
             if unit.has_heads and site.heads is None:
                 raise ConfigError(
                     f"unit {unit.value!r} needs a head component, but {rep.component!r} is not split "
