@@ -7,11 +7,12 @@ first, so that nothing pulls a multi-GB CUDA build.
     nox                      # lint, typecheck and the tests of every package (what CI runs)
     nox -s "tests(package='vene-core')"
     nox -s hf_family         # vene-hf's per-family tests, one session per family
-    nox -s typecheck
+    nox -s typecheck         # mypy on all four packages
 """
 
 from __future__ import annotations
 
+import os
 import pathlib
 import tomllib
 
@@ -21,6 +22,8 @@ ROOT = pathlib.Path(__file__).parent
 PACKAGES = sorted(
     tomllib.loads(p.read_text())["project"]["name"] for p in ROOT.glob("packages/*/pyproject.toml")
 )
+# the import name of each package, in PACKAGES' order (vene-core is imported as ``vene``)
+_IMPORTS = [p.replace("vene-core", "vene").replace("-", "_") for p in PACKAGES]
 HF_FAMILIES = [
     "gpt2", "gpt_neo", "gpt_neox", "gptj", "llama", "mistral", "mixtral", "gemma", "gemma2",
     "gemma3", "qwen2", "qwen3", "olmo", "olmo2", "phi3", "bert", "roberta", "t5", "esm",
@@ -65,16 +68,24 @@ def hf_family(session: nox.Session, family: str) -> None:
     )
 
 
+SOURCES = [str(ROOT / "packages" / p / "src") for p in PACKAGES]
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff over every package, the examples, the benchmarks and this file."""
-    session.install("ruff")
+    """ruff over every package, the examples, the benchmarks and this file; then the layer
+    contract (.importlinter): grimp reads the four src dirs, so nothing needs installing."""
+    session.install("ruff", "import-linter")
     session.run("ruff", "check", "packages", "examples", "benchmarks", "noxfile.py")
+    session.run(
+        "lint-imports", "--no-cache", str(ROOT / ".importlinter"),
+        env={"PYTHONPATH": os.pathsep.join(SOURCES)},
+    )
 
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy over vene-core's sources (the contract the plugins build on)."""
-    _install(session)
+    """mypy over the sources of all four packages, installed with their dependencies."""
+    _install(session, *(p for p in PACKAGES if p != "vene-core"))
     session.install("mypy")
-    session.run("mypy", str(ROOT / "packages" / "vene-core" / "src" / "vene"))
+    session.run("mypy", *(str(pathlib.Path(src) / name) for src, name in zip(SOURCES, _IMPORTS)))

@@ -120,3 +120,43 @@ def test_config_json_round_trip():
     again = pv.IntervenableConfig.from_json(cfg.to_json())
     assert again == cfg
     assert pv.IntervenableConfig.coerce([{"layer": 1}, [2, "block_input"]]).representations[1].component == "block_input"
+
+
+def test_save_intervention_include_model_keeps_trained_model_parameters(tiny, registry, tmp_path):
+    """pyvene's include_model: the wrapped model's parameters that need gradients travel too."""
+    rep = {"layer": 0, "component": "block_output", "intervention_type": pv.AdditionIntervention,
+           "source_representation": torch.ones(8)}
+    im = pv.IntervenableModel(rep, tiny, registry=registry)
+    im.save_intervention(tmp_path / "frozen")
+    assert not (tmp_path / "frozen" / "model_trainable.safetensors").exists()  # nothing trainable
+
+    im.enable_model_gradients()
+    name, param = next(iter(tiny.named_parameters()))
+    with torch.no_grad():
+        param.add_(1.0)
+    trained = param.detach().clone()
+    im.save_intervention(tmp_path / "trained")
+    im.save_intervention(tmp_path / "weights-only", include_model=False)
+
+    torch.manual_seed(0)
+    fresh = TinyTransformer().eval()
+    before = dict(fresh.named_parameters())[name].detach().clone()
+    assert not torch.equal(before, trained)
+    other = pv.IntervenableModel(rep, fresh, registry=registry)
+    other.load_intervention(tmp_path / "weights-only")
+    assert torch.equal(dict(fresh.named_parameters())[name], before)
+    other.load_intervention(tmp_path / "trained", include_model=False)
+    assert torch.equal(dict(fresh.named_parameters())[name], before)
+    other.load_intervention(tmp_path / "trained")
+    assert torch.equal(dict(fresh.named_parameters())[name], trained)
+
+
+def test_load_intervention_refuses_model_parameters_of_another_model(tiny, registry, tmp_path):
+    from safetensors.torch import save_file
+
+    rep = {"layer": 0, "component": "block_output", "intervention_type": pv.ZeroIntervention}
+    im = pv.IntervenableModel(rep, tiny, registry=registry)
+    im.save_intervention(tmp_path)
+    save_file({"no.such.weight": torch.zeros(2)}, str(tmp_path / "model_trainable.safetensors"))
+    with pytest.raises(pv.ArtifactError, match="no.such.weight"):
+        im.load_intervention(tmp_path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._artifacts import ArtifactStore
 from ._config import IntervenableConfig, RepresentationConfig
 from ._errors import (
     ArtifactError,
@@ -41,7 +40,17 @@ from ._interventions import (
     ZeroIntervention,
     subspace_mask,
 )
-from ._model import IntervenableModel, IntervenableModelOutput, call_model
+from ._model import (
+    IntervenableModel,
+    IntervenableModelOutput,
+    ModelInputs,
+    RepresentationsLike,
+    SourceRepresentations,
+    Sources,
+    Subspaces,
+    UnitLocations,
+    call_model,
+)
 from ._models import (
     GRUConfig,
     GRUForClassification,
@@ -53,14 +62,17 @@ from ._models import (
     create_gru_classifier,
     create_mlp_classifier,
 )
-from ._sites import EXPERT, LAYER, ComponentSpec, Layout, Side, Site, Unit
+from ._sites import EXPERT, LAYER, ComponentSpec, Site
+from ._units import Layout, Side, Unit
 from ._version import __version__
-from .hookspecs import hookimpl
+from .artifacts import ArtifactStore
+from .hookspecs import CliCommand, hookimpl
 from .plugins import default_registry, get_plugin_manager
 
 __all__ = [
     "__version__",
     "hookimpl",
+    "CliCommand",
     "get_plugin_manager",
     "default_registry",
     # configs and the model
@@ -69,6 +81,13 @@ __all__ = [
     "IntervenableModel",
     "IntervenableModelOutput",
     "call_model",
+    # the types of a call's arguments
+    "ModelInputs",
+    "Sources",
+    "UnitLocations",
+    "Subspaces",
+    "SourceRepresentations",
+    "RepresentationsLike",
     # sites
     "Site",
     "Side",

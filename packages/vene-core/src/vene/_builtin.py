@@ -11,6 +11,7 @@ from ._errors import SiteResolutionError, nearest
 from ._interventions import STATIC_INTERVENTIONS
 from ._sites import Site, get_module, parse_dotted_component
 from .hookspecs import hookimpl
+from .plugins import resolver_hint
 
 if TYPE_CHECKING:
     from torch import nn
@@ -55,7 +56,7 @@ def resolve_dotted_path(model: nn.Module, representation: RepresentationConfig) 
         known = sorted(comps) if comps else []
         hint = (
             f" Abstract components such as {representation.component!r} need a resolver for "
-            f"{type(model).__name__}: for Hugging Face models install vene-hf (pip install vene-hf)."
+            f"{type(model).__name__}: {resolver_hint()}"
             if not known
             else f"{nearest(representation.component, known)} Components: {', '.join(known)}."
         )

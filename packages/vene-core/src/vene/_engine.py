@@ -20,9 +20,11 @@ from torch import Tensor, nn
 
 from ._errors import BatchSizeError, UnitLocationError, VeneError
 from ._interventions import DistributedRepresentationIntervention, Intervention, InterventionOutput
-from ._sites import Layout, Side, Site, Unit, get_module
+from ._locations import Loc
+from ._sites import Site, get_module
+from ._units import Layout, Side, Unit
 
-__all__ = ["Loc", "Write", "Capture", "RunState", "run_hooks", "StopForward"]
+__all__ = ["Write", "Capture", "RunState", "run_hooks", "StopForward"]
 
 
 class StopForward(BaseException):
@@ -30,43 +32,6 @@ class StopForward(BaseException):
 
     A BaseException so that ``except Exception`` blocks inside model code do not swallow it.
     """
-
-
-# ---------------------------------------------------------------------------------------------
-# locations
-# ---------------------------------------------------------------------------------------------
-
-
-@define(slots=True)
-class Loc:
-    """Where in a site's tensor: ``None`` indices mean the whole tensor.
-
-    ``index`` is ``[batch, units]`` positions (or timesteps for ``t``); for ``h.pos`` units
-    ``heads`` holds ``[batch, heads]`` and ``index`` the positions; for ``h`` units ``heads`` only.
-    ``max_index``/``max_head`` are the largest indices, known on the host without a sync.
-    """
-
-    unit: Unit
-    index: Tensor | None = None
-    heads: Tensor | None = None
-    max_index: int = -1
-    max_head: int = -1
-    batch: int = 0
-    _cache: dict = field(factory=dict)
-
-    @property
-    def whole(self) -> bool:
-        return self.index is None and self.heads is None
-
-    def on(self, name: str, device: torch.device, repeat: int) -> Tensor:
-        key = (name, device, repeat)
-        t = self._cache.get(key)
-        if t is None:
-            t = getattr(self, name).to(device, non_blocking=True)
-            if repeat > 1:
-                t = t.repeat_interleave(repeat, dim=0)
-            self._cache[key] = t
-        return t
 
 
 # ---------------------------------------------------------------------------------------------

@@ -58,7 +58,11 @@ class ArtifactError(VeneError, ValueError):
     """A saved artifact that cannot be loaded (unknown type, wrong model, bad schema)."""
 
 
-def nearest(word: str, candidates: Iterable[str], n: int = 5) -> str:
-    """Return ``" Did you mean: a, b?"`` for the closest candidates, or ``""``."""
-    close = difflib.get_close_matches(word, list(candidates), n=n, cutoff=0.4)
+def nearest(word: str, candidates: Iterable[str], n: int = 5, *, cutoff: float = 0.4) -> str:
+    """Return ``" Did you mean: a, b?"`` for the closest candidates, or ``""``.
+
+    The one "did you mean" of every vene package: ``n`` names at most, each at least ``cutoff``
+    similar to ``word`` (:func:`difflib.get_close_matches`), closest first.
+    """
+    close = difflib.get_close_matches(word, list(candidates), n=n, cutoff=cutoff)
     return f" Did you mean: {', '.join(close)}?" if close else ""

@@ -1,7 +1,8 @@
-"""Reading ``unit_locations`` and ``subspaces`` in all their forms into one explicit plan.
+"""Locations: the :class:`Loc` record, and ``unit_locations``/``subspaces`` read into it.
 
 Every shorthand is expanded here, once per call, into per-intervention :class:`Loc` records and
-per-example subspace lists. Nothing read here is remembered for a later call.
+per-example subspace lists (``_plan.py`` calls this while planning a call; the engine reads the
+records). Nothing read here is remembered for a later call.
 """
 
 from __future__ import annotations
@@ -10,12 +11,45 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from attrs import define, field
+from torch import Tensor
 
-from ._engine import Loc
 from ._errors import BatchSizeError, SubspaceError, UnitLocationError
-from ._sites import Unit
+from ._units import Unit
 
-__all__ = ["side_locs", "split_pair", "normalize_subspaces"]
+__all__ = ["Loc", "side_locs", "split_pair", "normalize_subspaces"]
+
+
+@define(slots=True)
+class Loc:
+    """Where in a site's tensor: ``None`` indices mean the whole tensor.
+
+    ``index`` is ``[batch, units]`` positions (or timesteps for ``t``); for ``h.pos`` units
+    ``heads`` holds ``[batch, heads]`` and ``index`` the positions; for ``h`` units ``heads`` only.
+    ``max_index``/``max_head`` are the largest indices, known on the host without a sync.
+    """
+
+    unit: Unit
+    index: Tensor | None = None
+    heads: Tensor | None = None
+    max_index: int = -1
+    max_head: int = -1
+    batch: int = 0
+    _cache: dict = field(factory=dict)
+
+    @property
+    def whole(self) -> bool:
+        return self.index is None and self.heads is None
+
+    def on(self, name: str, device: torch.device, repeat: int) -> Tensor:
+        key = (name, device, repeat)
+        t = self._cache.get(key)
+        if t is None:
+            t = getattr(self, name).to(device, non_blocking=True)
+            if repeat > 1:
+                t = t.repeat_interleave(repeat, dim=0)
+            self._cache[key] = t
+        return t
 
 
 def _is_int(x: Any) -> bool:

@@ -13,7 +13,6 @@ Architecture knowledge is typed data: a family is a mapping from component name 
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -23,6 +22,7 @@ import attrs
 from attrs import field, frozen
 
 from ._errors import ConfigError, SiteResolutionError, nearest
+from ._units import Layout, Side, Unit
 
 if TYPE_CHECKING:
     from torch import nn
@@ -41,49 +41,6 @@ __all__ = [
     "parse_dotted_component",
     "resolve_from_table",
 ]
-
-
-class Side(enum.Enum):
-    """Which side of a module call a site reads: its inputs or its output."""
-
-    INPUT = "input"
-    OUTPUT = "output"
-
-
-class Unit(enum.Enum):
-    """The unit that ``unit_locations`` index: positions, heads, both, or recurrent timesteps."""
-
-    POS = "pos"
-    H = "h"
-    H_POS = "h.pos"
-    T = "t"
-
-    @classmethod
-    def parse(cls, value: str | Unit) -> Unit:
-        if isinstance(value, Unit):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            valid = ", ".join(repr(u.value) for u in cls)
-            raise ConfigError(f"unknown unit {value!r}; use one of {valid}.") from None
-
-    @property
-    def has_heads(self) -> bool:
-        return self in (Unit.H, Unit.H_POS)
-
-
-class Layout(enum.Enum):
-    """How the site's tensor is laid out.
-
-    ``BSD``: ``[batch, seq, features]`` (heads, if any, are split out of the features).
-    ``BD``: ``[batch, features]``, one position per call (MLP hidden states, recurrent cells).
-    ``BHSD``: ``[batch, heads, seq, features]`` (attention probabilities: features are key positions).
-    """
-
-    BSD = "bsd"
-    BD = "bd"
-    BHSD = "bhsd"
 
 
 def _opt_positive(instance: Any, attribute: attrs.Attribute, value: int | None) -> None:
@@ -144,6 +101,7 @@ LAYER = _Placeholder("LAYER")
 """Placeholder in a :class:`ComponentSpec` path for the representation's layer."""
 EXPERT = _Placeholder("EXPERT")
 """Placeholder in a :class:`ComponentSpec` path for the representation's ``moe_key``."""
+
 
 def _segments(value: Any) -> tuple[str | _Placeholder, ...]:
     return tuple(value)

@@ -5,22 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from attrs import frozen
+from .hookspecs import CliCommand
 
 __all__ = ["CliCommand", "main", "build_parser"]
-
-
-@frozen
-class CliCommand:
-    """A subcommand: ``vene <name>``; ``configure(parser)`` adds arguments, ``run(args)`` runs it."""
-
-    name: str
-    help: str
-    run: Callable[[argparse.Namespace], int | None]
-    configure: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 def _plugins(args: argparse.Namespace) -> int:

@@ -8,23 +8,26 @@ argument or a new hook, never as a rename.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+from attrs import frozen
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Mapping, Sequence
 
     from torch import nn
 
-    from ._artifacts import ArtifactStore
     from ._config import RepresentationConfig
     from ._interventions import Intervention
     from ._sites import Site
-    from .cli import CliCommand
+    from .artifacts import ArtifactStore
 
 __all__ = [
     "PROJECT",
+    "CliCommand",
     "hookspec",
     "hookimpl",
     "vene_resolve_site",
@@ -39,6 +42,20 @@ __all__ = [
 PROJECT = "vene"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@frozen
+class CliCommand:
+    """A subcommand: ``vene <name>``; ``configure(parser)`` adds arguments, ``run(args)`` runs it.
+
+    What ``vene_cli_commands`` returns (also importable as ``vene.CliCommand`` and
+    ``vene.cli.CliCommand``).
+    """
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int | None]
+    configure: Callable[[argparse.ArgumentParser], None] | None = None
 
 
 @hookspec(firstresult=True)
@@ -91,7 +108,7 @@ def vene_artifact_store(location: str, options: Mapping[str, Any]) -> ArtifactSt
 
 @hookspec
 def vene_cli_commands() -> Sequence[CliCommand]:
-    """Return :class:`vene.cli.CliCommand` records to add as ``vene <name>`` subcommands."""
+    """Return :class:`vene.CliCommand` records to add as ``vene <name>`` subcommands."""
 
 
 @hookspec

@@ -27,14 +27,20 @@ __all__ = [
     "default_registry",
     "reset_default_registry",
     "PLUGIN_PACKAGES",
+    "PROVIDED_NAMES",
+    "provided_names",
+    "installed_version",
     "type_name",
+    "check_hooks",
 ]
 
-# The plugin distribution that provides each well-known name, for errors when it is missing.
-PLUGIN_PACKAGES: dict[str, str] = {
-    **{
-        n: "vene-train"
-        for n in (
+# The one table of the well-known names each plugin distribution provides, by kind. Core reads it
+# to name the package to install when a name is missing; the plugins build what they register
+# from it (vene-hf's factories, vene-train's interventions and public names), so adding a name
+# is one edit here.
+PROVIDED_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
+    "vene-train": {
+        "intervention_types": (
             "RotatedSpaceIntervention",
             "LowRankRotatedSpaceIntervention",
             "BoundlessRotatedSpaceIntervention",
@@ -47,14 +53,12 @@ PLUGIN_PACKAGES: dict[str, str] = {
             "NoreftIntervention",
             "DireftIntervention",
             "ConsreftIntervention",
-            "CausalModel",
-            "das",
-            "iit",
-        )
+        ),
+        "trainers": ("das", "iit"),
+        "public_names": ("CausalModel",),
     },
-    **{
-        n: "vene-hf"
-        for n in (
+    "vene-hf": {
+        "public_names": (
             "create_gpt2",
             "create_gpt2_lm",
             "create_gpt_neo",
@@ -66,9 +70,87 @@ PLUGIN_PACKAGES: dict[str, str] = {
             "create_qwen2",
             "create_bert",
             "create_t5",
-        )
+        ),
     },
 }
+
+# name -> the distribution that provides it (derived from PROVIDED_NAMES)
+PLUGIN_PACKAGES: dict[str, str] = {
+    name: package for package, kinds in PROVIDED_NAMES.items() for names in kinds.values() for name in names
+}
+
+
+def provided_names(package: str, kind: str) -> tuple[str, ...]:
+    """The names of ``kind`` (``"intervention_types"``, ``"trainers"``, ``"public_names"``) that
+    ``package`` provides, from :data:`PROVIDED_NAMES`."""
+    if package not in PROVIDED_NAMES:
+        raise PluginError(
+            f"no package {package!r} in vene's table of plugin names; packages: {sorted(PROVIDED_NAMES)}."
+        )
+    return PROVIDED_NAMES[package].get(kind, ())
+
+
+def installed_version(package: str) -> str | None:
+    """The installed version of distribution ``package``, or None when it is not installed."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _entry_point_names(package: str) -> list[str]:
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    return [ep.name for ep in dist.entry_points if ep.group == PROJECT]
+
+
+def why_missing(package: str, pm: pluggy.PluginManager) -> str:
+    """Why a name ``package`` provides is not available through ``pm``, and what to do."""
+    version = installed_version(package)
+    if version is None:
+        return f"the {package} package is not installed. Install it: pip install {package}"
+    names = _entry_point_names(package)
+    blocked = [n for n in names if pm.is_blocked(n)]
+    if blocked:
+        return (
+            f"the {package} package ({version}) is installed but disabled by VENE_DISABLE_PLUGINS "
+            f"(plugin {blocked[0]!r}); remove {blocked[0]!r} from VENE_DISABLE_PLUGINS."
+        )
+    if any(pm.get_plugin(n) is not None for n in names):
+        return (
+            f"the installed {package} {version} does not provide it; upgrade: "
+            f"pip install --upgrade {package}"
+        )
+    return (
+        f"the {package} package ({version}) is installed, but this plugin manager did not load its "
+        f"plugin (it was built with load_entrypoints=False): use get_plugin_manager() or register "
+        f"the plugin; where {package} is missing: pip install {package}"
+    )
+
+
+def resolver_hint() -> str:
+    """What to do when no resolver knows a model's abstract components."""
+    if installed_version("vene-hf") is None:
+        return "for Hugging Face models install vene-hf (pip install vene-hf)."
+    return (
+        "vene-hf is installed, but no loaded resolver knows this architecture (not a Hugging Face "
+        "architecture vene-hf supports, or its plugin is disabled by VENE_DISABLE_PLUGINS or not "
+        "loaded by this plugin manager)."
+    )
+
+
+def missing_store_hint(pm: pluggy.PluginManager) -> str:
+    """What to do when no plugin opens a non-local artifact location."""
+    if installed_version("vene-hf") is None:
+        return "for Hugging Face Hub repos install vene-hf (pip install vene-hf)."
+    if any(pm.get_plugin(n) is not None for n in _entry_point_names("vene-hf")):
+        return (
+            "vene-hf is installed and loaded but does not take it as a Hub repo id ('user/name'): "
+            "check the spelling, or give an existing local directory."
+        )
+    return "vene-hf is installed but its plugin is not loaded here: " + why_missing("vene-hf", pm)
 
 
 def type_name(cls: type) -> str:
@@ -102,7 +184,34 @@ def get_plugin_manager(
         pm.set_blocked(name)
     if load_entrypoints:
         pm.load_entrypoints()
+    check_hooks(pm)
     return pm
+
+
+def check_hooks(pm: pluggy.PluginManager) -> None:
+    """Raise :class:`PluginError` when a registered plugin implements a hook vene does not have.
+
+    pluggy would silently never call it (a misspelled ``vene_intervention_type`` for
+    ``vene_intervention_types``); this names the plugin, the hook and the nearest real hook.
+    """
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        specs = [n for n in hookspecs.__all__ if n.startswith("vene_")]
+        for name, caller in vars(pm.hook).items():
+            if name.startswith("_") or caller.has_spec():
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                plugin = pm.get_name(impl.plugin) or repr(impl.plugin)
+                raise PluginError(
+                    f"the vene plugin {plugin!r} implements the hook {name!r}, which vene does not "
+                    f"have, so it would never be called.{nearest(name, specs, 3)} Hooks: "
+                    f"{', '.join(specs)}. Rename it, or disable the plugin with "
+                    f"VENE_DISABLE_PLUGINS={plugin}."
+                ) from None
+        raise
 
 
 class VenePluginManager(pluggy.PluginManager):
@@ -177,6 +286,7 @@ class Registry:
         self._tables: dict[str, dict[str, type]] = {k: {} for k in self.KINDS}
         self._providers: dict[str, dict[str, str]] = {k: {} for k in self.KINDS}
         self._public: dict[str, Any] = {}
+        check_hooks(pm)
         for kind in self.KINDS:
             hook = getattr(pm.hook, f"vene_{kind}")
             for impl in hook.get_hookimpls():
@@ -209,10 +319,7 @@ class Registry:
             return table[name]
         package = PLUGIN_PACKAGES.get(name)
         if package:
-            raise MissingPluginError(
-                f"{name!r} is provided by the {package} package, which is not installed (or is "
-                f"disabled by VENE_DISABLE_PLUGINS). Install it: pip install {package}"
-            )
+            raise MissingPluginError(f"{name!r} is provided by the {package} package, but {why_missing(package, self.pm)}")
         what = kind[:-1].replace("_", " ")
         raise MissingPluginError(
             f"no {what} named {name!r} is registered.{nearest(name, table)} Registered: "

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from vene import ConfigError, VeneError
+from vene.plugins import provided_names
 
 if TYPE_CHECKING:
     import torch
@@ -55,13 +56,13 @@ class ModelLoadError(VeneError, OSError):
     """
 
 
-def _transformers_class(name: str) -> type:
+def _transformers_class(name: str) -> Any:
     # Imported by name from transformers' own namespace (a fixed table below, never a name read
     # from user input or a file), so that importing vene_hf stays cheap.
     return getattr(importlib.import_module("transformers"), name)
 
 
-def _coerce_config(config: Any, config_cls: type, factory: str) -> PretrainedConfig:
+def _coerce_config(config: Any, config_cls: Any, factory: str) -> PretrainedConfig:
     if isinstance(config, Mapping):
         return config_cls(**config)
     if not isinstance(config, config_cls):
@@ -95,7 +96,7 @@ def _create(
     options: Mapping[str, Any],
 ) -> tuple[PretrainedConfig, Any, nn.Module]:
     config_cls = _transformers_class(config_class)
-    cls = custom_class or _transformers_class(model_class)
+    cls: Any = custom_class or _transformers_class(model_class)
     if config is not None:
         if options:
             raise ConfigError(
@@ -182,19 +183,6 @@ create_t5 = _factory(
     "create_t5", "google-t5/t5-small", "T5Config", "T5ForConditionalGeneration", "T5 (encoder-decoder)"
 )
 
-FACTORIES: dict[str, Factory] = {
-    f.__name__: f
-    for f in (
-        create_gpt2,
-        create_gpt2_lm,
-        create_gpt_neo,
-        create_gpt_neox,
-        create_gptj,
-        create_llama,
-        create_mistral,
-        create_gemma,
-        create_qwen2,
-        create_bert,
-        create_t5,
-    )
-}
+# the names come from vene-core's one table of plugin-provided names, so that a missing vene-hf
+# is reported by name; a factory is added by defining it here and naming it in that table
+FACTORIES: dict[str, Factory] = {name: globals()[name] for name in provided_names("vene-hf", "public_names")}

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from vene import ArtifactError, ConfigError
-from vene._artifacts import CONFIG_NAME, MODEL_WEIGHTS_NAME, WEIGHTS_NAME
+from vene.artifacts import CONFIG_NAME, MODEL_WEIGHTS_NAME, WEIGHTS_NAME
 
 from ._version import __version__
 

@@ -24,6 +24,8 @@ def vene_trainers() -> Sequence[type]:
 
 @hookimpl
 def vene_public_names() -> Mapping[str, Any]:
-    from .causal import CausalModel
+    from vene.plugins import provided_names
 
-    return {"CausalModel": CausalModel}
+    from . import causal
+
+    return {name: getattr(causal, name) for name in provided_names("vene-train", "public_names")}

@@ -10,11 +10,12 @@ visualizers (which every ``vene`` plugin registry does) costs nothing.
 
 from __future__ import annotations
 
-import difflib
 import os
 import pathlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from vene.sites import nearest
 
 from ._errors import VisualizationError
 
@@ -104,8 +105,7 @@ class Visualizer:
         unknown = [name for name in options if name not in self.defaults]
         if unknown:
             name = unknown[0]
-            close = difflib.get_close_matches(name, list(self.defaults), n=3, cutoff=0.5)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            hint = nearest(name, self.defaults, 3, cutoff=0.5)
             raise VisualizationError(
                 f"{type(self).__name__} has no option {name!r}.{hint} Options: "
                 f"{', '.join(sorted(self.defaults))}."

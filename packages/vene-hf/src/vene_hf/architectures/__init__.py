@@ -19,8 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from vene import EXPERT, ConfigError, Site, SiteResolutionError
-from vene._errors import nearest
-from vene._sites import get_module, parse_dotted_component, resolve_from_table
+from vene.sites import get_module, nearest, parse_dotted_component, resolve_from_table
 
 from . import (
     bert,

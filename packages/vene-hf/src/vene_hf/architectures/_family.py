@@ -8,7 +8,7 @@ have one stack; encoder–decoder models have one per side, with prefixed compon
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from attrs import field, frozen
@@ -46,13 +46,21 @@ class Stack:
     num_layers: Callable[[Config], int]
 
 
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _stacks(value: Iterable[Stack]) -> tuple[Stack, ...]:
+    return tuple(value)
+
+
 @frozen
 class Family:
     """An architecture family: the ``model_type`` values it covers and its stacks."""
 
     name: str
-    model_types: tuple[str, ...] = field(converter=tuple)
-    stacks: tuple[Stack, ...] = field(converter=tuple)
+    model_types: tuple[str, ...] = field(converter=_names)
+    stacks: tuple[Stack, ...] = field(converter=_stacks)
     plain_names: Callable[[Any], str | None] | None = None
     """For prefixed tables (encoder–decoder): the prefix that unprefixed names take on this base
     model (``"encoder_"`` on an encoder-only T5), or None when they are ambiguous."""

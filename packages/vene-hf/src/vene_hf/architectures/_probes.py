@@ -20,14 +20,14 @@ import contextlib
 import functools
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import torch
 from attrs import frozen
 from torch import Tensor, nn
 
 from vene import SiteResolutionError, VeneError
-from vene._sites import get_module
+from vene.sites import get_module
 
 __all__ = [
     "HookPoint",
@@ -149,7 +149,7 @@ def _eager_of_class(cls: type) -> Callable[..., Any] | None:
 
 def attention_eager_function(module: nn.Module) -> Callable[..., Any] | None:
     """The eager attention function of ``module``'s modeling file (transformers >= 4.48)."""
-    return _eager_of_class(type(module))
+    return _eager_of_class(cast(Any, type(module)))  # classes hash; typeshed's Module.__hash__ reads as unhashable
 
 
 def _vene_eager_attention(
@@ -321,7 +321,7 @@ class FusedSplit:
 
         def hook(module: nn.Module, args: tuple, out: Tensor) -> Tensor | None:
             parts = split(out)
-            new = [module._modules[n](p) for n, p in zip(names, parts)]
+            new = [cast(nn.Module, module._modules[n])(p) for n, p in zip(names, parts)]
             if all(a is b for a, b in zip(new, parts)):
                 return None
             return join(new)

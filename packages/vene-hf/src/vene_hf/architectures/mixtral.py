@@ -20,14 +20,15 @@ are not supported for ``expert_output``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vene import EXPERT, LAYER, ComponentSpec, Side, VeneError
-from vene._sites import get_module
+from vene.sites import get_module
 
 from ._family import Family, Stack, decoder_components, hidden, num_hidden_layers
 from ._probes import HookPoint, Probe, Undo, add_point, chain
@@ -67,18 +68,18 @@ def _install_router(model: nn.Module, path: str) -> Undo:
         flat = new.reshape(logits.shape)
         # route as MixtralTopKRouter does, from the changed logits
         probs = F.softmax(flat.float(), dim=-1)
-        top_value, top_index = torch.topk(probs, gate.top_k, dim=-1)
+        top_value, top_index = torch.topk(probs, cast(int, gate.top_k), dim=-1)
         top_value = top_value / top_value.sum(dim=-1, keepdim=True)
         return flat, top_value.to(scores.dtype), top_index
 
     undos.append(block.register_forward_pre_hook(_input_shape(store), with_kwargs=True).remove)
-    undos.append(block.gate.register_forward_hook(on_gate).remove)
+    undos.append(cast(nn.Module, block.gate).register_forward_hook(on_gate).remove)
     return chain(undos)
 
 
 def _expert(experts: nn.Module, x: Tensor, e: int) -> Tensor:
     """Expert ``e`` of ``MixtralExperts`` on every row of ``x`` (its own forward, for one expert)."""
-    weight = experts.gate_up_proj
+    weight = cast(Tensor, experts.gate_up_proj)
     if weight.device.type == "meta":
         raise VeneError(
             "expert_output needs the expert weights in memory, but they are offloaded (accelerate "
@@ -86,14 +87,15 @@ def _expert(experts: nn.Module, x: Tensor, e: int) -> Tensor:
             "mlp_output instead."
         )
     gate, up = F.linear(x, weight[e]).chunk(2, dim=-1)
-    return F.linear(experts.act_fn(gate) * up, experts.down_proj[e])
+    act_fn = cast(Callable[[Tensor], Tensor], experts.act_fn)
+    return F.linear(act_fn(gate) * up, cast(Tensor, experts.down_proj)[e])
 
 
 def _install_experts(model: nn.Module, path: str) -> Undo:
     experts = get_module(model, path)
     if EXPERTS in experts._modules:
         return lambda: None
-    points = nn.ModuleList(HookPoint() for _ in range(experts.num_experts))
+    points = nn.ModuleList(HookPoint() for _ in range(cast(int, experts.num_experts)))
     undos = [add_point(experts, EXPERTS, points)]
     store: dict[str, torch.Size] = {}
     block = get_module(model, path.rpartition(".")[0])

@@ -7,6 +7,8 @@ resolve, and saved artifacts that use them load again.
 
 from __future__ import annotations
 
+from vene.plugins import provided_names
+
 from .autoencoders import AutoencoderIntervention, JumpReLUAutoencoderIntervention
 from .masks import SigmoidMaskIntervention
 from .pca import PCARotatedSpaceIntervention
@@ -39,17 +41,8 @@ __all__ = [
     "ConsreftIntervention",
 ]
 
-TRAINABLE_INTERVENTIONS: tuple[type, ...] = (
-    RotatedSpaceIntervention,
-    LowRankRotatedSpaceIntervention,
-    BoundlessRotatedSpaceIntervention,
-    SigmoidMaskRotatedSpaceIntervention,
-    SigmoidMaskIntervention,
-    PCARotatedSpaceIntervention,
-    AutoencoderIntervention,
-    JumpReLUAutoencoderIntervention,
-    LoreftIntervention,
-    NoreftIntervention,
-    DireftIntervention,
-    ConsreftIntervention,
+# in the order of vene-core's one table of plugin-provided names (which names the package to
+# install when vene-train is missing): a new intervention is imported above and named there
+TRAINABLE_INTERVENTIONS: tuple[type, ...] = tuple(
+    globals()[name] for name in provided_names("vene-train", "intervention_types")
 )

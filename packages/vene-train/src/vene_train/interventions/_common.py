@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
@@ -12,6 +11,7 @@ from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import orthogonal
 
 import vene
+from vene.sites import nearest
 
 __all__ = [
     "ACTIVATIONS",
@@ -209,8 +209,7 @@ def activation(name: str | None) -> Callable[[Tensor], Tensor]:
     if name is None:
         return _identity
     if name not in ACTIVATIONS:
-        close = difflib.get_close_matches(name, list(ACTIVATIONS), n=3, cutoff=0.5)
-        hint = f" Did you mean: {', '.join(close)}?" if close else ""
+        hint = nearest(name, ACTIVATIONS, 3, cutoff=0.5)
         raise vene.ConfigError(f"unknown act_fn {name!r}.{hint} Known: {', '.join(sorted(ACTIVATIONS))}.")
     return ACTIVATIONS[name]
 

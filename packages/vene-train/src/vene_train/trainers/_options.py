@@ -9,12 +9,13 @@ misspelled one); :meth:`TrainerOptions.updated` gives the options of one call.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 from attrs import field, frozen
+
+from vene.sites import nearest
 
 from ._callbacks import check_callbacks
 from ._errors import TrainerError
@@ -301,8 +302,7 @@ def _canonical(cls: type[TrainerOptions], owner: str, kwargs: Mapping[str, Any])
         name = ALIASES.get(key, key)
         if name not in valid:
             choices = sorted(set(valid) | set(ALIASES))
-            close = difflib.get_close_matches(key, choices, n=3, cutoff=0.6)
-            hint = f" Did you mean: {', '.join(close)}?" if close else ""
+            hint = nearest(key, choices, n=3, cutoff=0.6)
             raise TrainerError(f"unknown {owner} option {key!r}.{hint} Options: {', '.join(choices)}.")
         if key == "warm_up_steps" and isinstance(value, float) and 0 <= value < 1:
             name = "warmup_ratio"  # pyvene's default, 0.1, is a ratio
