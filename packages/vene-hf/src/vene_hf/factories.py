@@ -43,6 +43,7 @@ __all__ = [
     "create_qwen2",
     "create_bert",
     "create_t5",
+    "create_backpack_gpt2",
 ]
 
 Factory = Callable[..., "tuple[PretrainedConfig, Any, nn.Module]"]
@@ -57,8 +58,10 @@ class ModelLoadError(VeneError, OSError):
 
 def _transformers_class(name: str) -> type:
     # Imported by name from transformers' own namespace (a fixed table below, never a name read
-    # from user input or a file), so that importing vene_hf stays cheap.
-    return getattr(importlib.import_module("transformers"), name)
+    # from user input or a file), so that importing vene_hf stays cheap. ``Backpack*`` names are
+    # vene_hf's own Backpack model (vene_hf.backpack).
+    module = "vene_hf.backpack" if name.startswith("Backpack") else "transformers"
+    return getattr(importlib.import_module(module), name)
 
 
 def _coerce_config(config: Any, config_cls: type, factory: str) -> PretrainedConfig:
@@ -181,6 +184,13 @@ create_bert = _factory(
 create_t5 = _factory(
     "create_t5", "google-t5/t5-small", "T5Config", "T5ForConditionalGeneration", "T5 (encoder-decoder)"
 )
+create_backpack_gpt2 = _factory(
+    "create_backpack_gpt2",
+    "stanfordnlp/backpack-gpt2",
+    "BackpackGPT2Config",
+    "BackpackGPT2LMHeadModel",
+    "Backpack GPT-2 (Hewitt et al. 2023; vene_hf.backpack)",
+)
 
 FACTORIES: dict[str, Factory] = {
     f.__name__: f
@@ -196,5 +206,6 @@ FACTORIES: dict[str, Factory] = {
         create_qwen2,
         create_bert,
         create_t5,
+        create_backpack_gpt2,
     )
 }

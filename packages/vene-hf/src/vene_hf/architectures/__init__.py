@@ -7,7 +7,8 @@ wrapper, a user's own module, a multimodal model's language model), picks the fa
 ``config.model_type``, and resolves the representation through the table.
 
 Families: gpt2, gpt_neo, gpt_neox, gptj, llama, mistral, mixtral, gemma, gemma2, gemma3 (text),
-qwen2, qwen3, olmo, olmo2, phi3, bert, roberta, t5, esm. Anything else is reached with a dotted
+qwen2, qwen3, olmo, olmo2, phi3, bert, roberta, t5, esm, gpt_oss, llava, mllama, blip (and
+BLIP-ITM), whisper, wav2vec2_bert and backpack_gpt2 (``vene_hf.backpack``). Anything else is reached with a dotted
 module path (``"model.layers[3].mlp.output"``), which core resolves.
 """
 
@@ -23,7 +24,9 @@ from vene._errors import nearest
 from vene._sites import get_module, parse_dotted_component, resolve_from_table
 
 from . import (
+    backpack_gpt2,
     bert,
+    blip,
     esm,
     gemma,
     gemma2,
@@ -31,10 +34,13 @@ from . import (
     gpt2,
     gpt_neo,
     gpt_neox,
+    gpt_oss,
     gptj,
     llama,
+    llava,
     mistral,
     mixtral,
+    mllama,
     olmo,
     olmo2,
     phi3,
@@ -42,6 +48,8 @@ from . import (
     qwen3,
     roberta,
     t5,
+    wav2vec2_bert,
+    whisper,
 )
 from ._family import Family, Stack
 from ._probes import Probe
@@ -75,6 +83,13 @@ FAMILIES: dict[str, Family] = {
         roberta.FAMILY,
         t5.FAMILY,
         esm.FAMILY,
+        gpt_oss.FAMILY,
+        llava.FAMILY,
+        mllama.FAMILY,
+        blip.FAMILY,
+        whisper.FAMILY,
+        wav2vec2_bert.FAMILY,
+        backpack_gpt2.FAMILY,
     )
 }
 """Every supported family, by name."""
