@@ -26,6 +26,7 @@ from vene.plugins import Registry
 from vene_hf.architectures import resolve_site
 
 BATCH, SEQ, VOCAB = 2, 5, 50
+TF5 = int(tf.__version__.split(".")[0]) >= 5
 
 # Tiny models gain nothing from intra-op threads, and on a shared machine the thread pool's
 # contention makes each forward 10-100x slower.
@@ -205,6 +206,9 @@ CASES: dict[str, Case] = {
                 sliding_window=3,
                 query_pre_attn_scalar=8,
                 attn_logit_softcapping=5.0,
+                # transformers 4.x's SDPA path for Gemma 2 drops the logit softcapping: there the
+                # model's own computation is its eager attention
+                **({} if TF5 else {"attn_implementation": "eager"}),
             ),
             _decoder("Gemma2Model", "Gemma2ForCausalLM", "Gemma2ForSequenceClassification"),
         ),
@@ -335,10 +339,13 @@ CASES: dict[str, Case] = {
         Case(
             "mllama",
             lambda: tf.MllamaConfig(
-                text_config=tf.MllamaTextConfig(
-                    **{**llama_dims, "num_hidden_layers": 3}, cross_attention_layers=[2]
-                ).to_dict(),
-                vision_config=tf.MllamaVisionConfig(
+                text_config=dict(
+                    llama_dims,
+                    num_hidden_layers=3,
+                    cross_attention_layers=[2],
+                    **({} if TF5 else {"rope_scaling": {"rope_type": "default"}}),  # 4.x needs it
+                ),
+                vision_config=dict(
                     hidden_size=16,
                     attention_heads=4,
                     intermediate_size=32,
@@ -350,7 +357,7 @@ CASES: dict[str, Case] = {
                     vision_output_dim=32,
                     intermediate_layers_indices=[0],
                     supported_aspect_ratios=[[1, 1]],
-                ).to_dict(),
+                ),
                 image_token_index=IMAGE_TOKEN,
             ),
             {"base": "MllamaModel", "lm": "MllamaForConditionalGeneration"},
@@ -531,7 +538,8 @@ def llama_attention(attn: nn.Module, x: torch.Tensor, config: Any, edit: Edit = 
     q = edit("q", attn.q_proj(x).view(b, s, h, d))
     k = edit("k", attn.k_proj(x).view(b, s, kvh, d))
     v = edit("v", attn.v_proj(x).view(b, s, kvh, d))
-    theta = config.rope_parameters["rope_theta"]
+    rope = getattr(config, "rope_parameters", None) or {}  # transformers 5; 4.x: config.rope_theta
+    theta = rope.get("rope_theta", getattr(config, "rope_theta", None))
     inv_freq = 1.0 / theta ** (torch.arange(0, d, 2, dtype=torch.float) / d)
     freqs = torch.arange(s, dtype=torch.float)[:, None] * inv_freq[None, :]
     cos, sin = torch.cat((freqs, freqs), -1).cos(), torch.cat((freqs, freqs), -1).sin()

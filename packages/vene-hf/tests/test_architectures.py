@@ -363,7 +363,10 @@ def test_tables_cover_every_component() -> None:
 
 def prefix_of(model: nn.Module) -> str:
     p = getattr(model, "base_model_prefix", "")
-    return f"{p}." if p and p in model._modules else ""
+    if p and p in model._modules:
+        return f"{p}."
+    inner = model._modules.get("model")  # Gemma3ForCausalLM in transformers 4.x: prefix names no child
+    return "model." if inner is not None and getattr(inner, "config", None) is model.config else ""
 
 
 def module_at(model: nn.Module, at: At, layer: int = LAYER) -> nn.Module:
@@ -371,7 +374,9 @@ def module_at(model: nn.Module, at: At, layer: int = LAYER) -> nn.Module:
 
 
 def _tensor_in(args: tuple, kwargs: dict) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
+    if args:
+        return args[0]
+    return kwargs["hidden_states"] if "hidden_states" in kwargs else kwargs["hidden_state"]
 
 
 def capture(model: nn.Module, at: At, inputs: dict, layer: int = LAYER) -> torch.Tensor:
@@ -426,7 +431,8 @@ def run_replacing(
         def pre(m: nn.Module, a: tuple, k: dict) -> Any:
             if a:
                 return (change(a[0]), *a[1:]), k
-            return a, {**k, "hidden_states": change(k["hidden_states"])}
+            key = "hidden_states" if "hidden_states" in k else "hidden_state"  # Mllama vision, 4.x
+            return a, {**k, key: change(k[key])}
 
         h = mod.register_forward_pre_hook(pre, with_kwargs=True)
     try:

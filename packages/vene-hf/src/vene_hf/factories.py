@@ -86,6 +86,16 @@ def _load(what: str, name: str, load: Callable[[], Any], factory: str) -> Any:
         ) from e
 
 
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+
+
+def _without_tokenizer(name: str) -> bool:
+    """True for a local directory that holds no tokenizer file."""
+    import os
+
+    return os.path.isdir(name) and not any(os.path.exists(os.path.join(name, f)) for f in _TOKENIZER_FILES)
+
+
 def _create(
     factory: str,
     config_class: str,
@@ -119,7 +129,10 @@ def _create(
 
     kwargs = {"cache_dir": cache_dir, **options}
     cfg = _load("config", name, lambda: config_cls.from_pretrained(name, **kwargs), factory)
-    tokenizer = _load("tokenizer", name, lambda: AutoTokenizer.from_pretrained(name, **kwargs), factory)
+    if _without_tokenizer(name):
+        tokenizer = None  # a local checkpoint without tokenizer files (transformers 4.x raises on it)
+    else:
+        tokenizer = _load("tokenizer", name, lambda: AutoTokenizer.from_pretrained(name, **kwargs), factory)
     if not getattr(tokenizer, "vocab_size", 1):
         # transformers builds an empty tokenizer when the checkpoint has no tokenizer files; an
         # empty vocabulary encodes nothing, so say there is none

@@ -116,6 +116,11 @@ def _base(path: str, hf: nn.Module) -> tuple[str, nn.Module]:
     """The base model inside a task model (``GPT2LMHeadModel.transformer``), by ``base_model_prefix``."""
     prefix = getattr(hf, "base_model_prefix", "") or ""
     inner = hf._modules.get(prefix) if prefix else None
+    child = hf._modules.get("model")
+    if inner is None and child is not None and getattr(child, "config", None) is hf.config:
+        # a task model whose base_model_prefix names no child (Gemma3ForCausalLM in
+        # transformers 4.x says "language_model" and holds "model")
+        prefix, inner = "model", child
     if inner is None:
         return path, hf
     return (f"{path}.{prefix}" if path else prefix), inner

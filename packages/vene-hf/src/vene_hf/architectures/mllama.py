@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 from torch import nn
 
 from vene import LAYER, ComponentSpec
@@ -25,6 +26,7 @@ from ._family import (
     block_components,
     decoder_components,
     nested,
+    transformers_major,
 )
 
 __all__ = ["FAMILY", "LANGUAGE", "VISION", "GLOBAL"]
@@ -65,6 +67,8 @@ def _vision(stack: str, prefix: str) -> dict[str, ComponentSpec]:
             hdim=_v_hdim,
         ),
     }
+    if transformers_major() < 5:  # transformers 4.x calls vision layers with hidden_state=...
+        table["block_input"] = attrs.evolve(table["block_input"], keyword="hidden_state")
     return {prefix + name: spec for name, spec in table.items()}
 
 
