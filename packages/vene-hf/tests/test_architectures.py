@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import torch
+import transformers
 from conftest import BATCH, CASES, first_output, model_of, selected_families
 from torch import nn
 
@@ -28,6 +29,7 @@ import vene as pv
 from vene_hf.architectures import FAMILIES, resolve_site
 
 Cols = Callable[[Any], list[int]] | None
+TF5 = int(transformers.__version__.split(".")[0]) >= 5
 
 
 def heads(c: Any) -> int:
@@ -50,22 +52,36 @@ class At:
     side: str  # "in" or "out"
     cols: Cols = None
     heads: Callable[[Any], int] | None = None
+    hdim: Callable[[Any], int] | None = None  # the head width, when not the config's own
+    time_major: bool = False  # the module returns [batch, channels, time]: transpose
 
 
 def attention(
-    attn: str, q: str, k: str, v: str, o: str, p: str = "", out: str | None = None
+    attn: str,
+    q: str,
+    k: str,
+    v: str,
+    o: str,
+    p: str = "",
+    out: str | None = None,
+    sub: Callable[[Any], Any] | None = None,
 ) -> dict[str, At]:
+    """``sub(config)`` is the config that holds the head counts (a multimodal model's text_config)."""
+    if sub is None:
+        hs, kvs, hd = heads, kv_heads, None
+    else:
+        hs, kvs, hd = (lambda c: heads(sub(c))), (lambda c: kv_heads(sub(c))), (lambda c: hdim(sub(c)))
     return {
         f"{p}attention_input": At(attn, "in"),
         f"{p}attention_output": At(out or attn, "out"),
         f"{p}attention_value_output": At(o, "in"),
-        f"{p}head_attention_value_output": At(o, "in", heads=heads),
+        f"{p}head_attention_value_output": At(o, "in", heads=hs, hdim=hd),
         f"{p}query_output": At(q, "out"),
         f"{p}key_output": At(k, "out"),
         f"{p}value_output": At(v, "out"),
-        f"{p}head_query_output": At(q, "out", heads=heads),
-        f"{p}head_key_output": At(k, "out", heads=kv_heads),
-        f"{p}head_value_output": At(v, "out", heads=kv_heads),
+        f"{p}head_query_output": At(q, "out", heads=hs, hdim=hd),
+        f"{p}head_key_output": At(k, "out", heads=kvs, hdim=hd),
+        f"{p}head_value_output": At(v, "out", heads=kvs, hdim=hd),
     }
 
 
@@ -91,12 +107,20 @@ def block(layer: str, mlp: str, act: str | None, mlp_out: str | None = None) -> 
     return out
 
 
-def llama_like(act: str | None = "mlp.act_fn") -> dict[str, At]:
-    a = "layers.{L}.self_attn"
-    return {
-        **block("layers.{L}", "layers.{L}.mlp", act and f"layers.{{L}}.{act}"),
-        **attention(a, f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.o_proj"),
+def llama_like(
+    act: str | None = "mlp.act_fn",
+    at: str = "",
+    p: str = "",
+    sub: Callable[[Any], Any] | None = None,
+    mlp: str = "mlp",
+) -> dict[str, At]:
+    a = f"{at}layers.{{L}}.self_attn"
+    lay = f"{at}layers.{{L}}"
+    table = {
+        **block(lay, f"{lay}.{mlp}", act and f"{lay}.{act}"),
+        **attention(a, f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.o_proj", sub=sub),
     }
+    return {p + k: v for k, v in table.items()}
 
 
 def gpt2_cols(c: Any, i: int) -> list[int]:
@@ -185,6 +209,93 @@ def _phi3() -> dict[str, At]:
     }
 
 
+def _text(c: Any) -> Any:
+    return c.text_config
+
+
+def _vision(c: Any) -> Any:
+    v = c.vision_config
+    return type("VisionHeads", (), {"num_heads": v.attention_heads, "hidden_size": v.hidden_size})()
+
+
+def _mllama() -> dict[str, At]:
+    out = llama_like(at="language_model.", p="language.", sub=_text)
+    for stack, p in (("transformer", "vision."), ("global_transformer", "global.")):
+        lay = f"vision_model.{stack}.layers.{{L}}"
+        a = f"{lay}.self_attn"
+        table = {
+            **block(lay, f"{lay}.mlp", f"{lay}.mlp.activation_fn"),
+            **attention(a, f"{a}.q_proj", f"{a}.k_proj", f"{a}.v_proj", f"{a}.o_proj", sub=_vision),
+        }
+        out.update({p + k: v for k, v in table.items()})
+    return out
+
+
+def _blip() -> dict[str, At]:
+    lay = "text_encoder.encoder.layer.{L}"
+    s = f"{lay}.attention.self"
+    dense = f"{lay}.attention.output.dense"
+    cross = f"{lay}.crossattention"
+    return {
+        **block(lay, f"{lay}.intermediate", f"{lay}.intermediate", f"{lay}.output.dense"),
+        **attention(s, f"{s}.query", f"{s}.key", f"{s}.value", dense, out=dense, sub=_text),
+        "cross_attention_input": At(f"{cross}.self", "in"),
+        "cross_attention_value_output": At(f"{cross}.output.dense", "in"),
+        "cross_attention_output": At(f"{cross}.output.dense", "out"),
+    }
+
+
+def _whisper() -> dict[str, At]:
+    out: dict[str, At] = {}
+    for side in ("encoder", "decoder"):
+        lay = f"{side}.layers.{{L}}"
+        sa = f"{lay}.self_attn"
+        table = {
+            **block(lay, f"{lay}.fc1", f"{lay}.activation_fn", f"{lay}.fc2"),
+            **attention(sa, f"{sa}.q_proj", f"{sa}.k_proj", f"{sa}.v_proj", f"{sa}.out_proj"),
+        }
+        out.update({f"{side}_{k}": v for k, v in table.items()})
+    ca = "decoder.layers.{L}.encoder_attn"
+    out.update(attention(ca, f"{ca}.q_proj", f"{ca}.k_proj", f"{ca}.v_proj", f"{ca}.out_proj", p="decoder_cross_"))
+    return out
+
+
+def _wav2vec2_bert() -> dict[str, At]:
+    lay = "encoder.layers.{L}"
+    a = f"{lay}.self_attn"
+    conv = f"{lay}.conv_module"
+    out = {
+        "block_input": At(lay, "in"),
+        "block_output": At(lay, "out"),
+        **attention(a, f"{a}.linear_q", f"{a}.linear_k", f"{a}.linear_v", f"{a}.linear_out"),
+        "conv_input": At(conv, "in"),
+        "conv_output": At(conv, "out"),
+        "conv_glu_output": At(f"{conv}.glu", "out", time_major=True),
+        "conv_depth_output": At(f"{conv}.depthwise_conv", "out", time_major=True),
+    }
+    for ffn in ("ffn1", "ffn2"):
+        out[f"{ffn}_input"] = At(f"{lay}.{ffn}", "in")
+        out[f"{ffn}_activation"] = At(f"{lay}.{ffn}.intermediate_act_fn", "out")
+        out[f"{ffn}_output"] = At(f"{lay}.{ffn}", "out")
+    return out
+
+
+def _backpack() -> dict[str, At]:
+    out = {k: At(f"gpt2_model.{v.path}", v.side, v.cols, v.heads) for k, v in _gpt2().items()}
+    sn = "sense_network"
+    out.update(
+        {
+            "sense_output": At(sn, "out"),
+            "sense_block_output": At(f"{sn}.block", "out"),
+            "sense_mlp_input": At(f"{sn}.final_mlp", "in"),
+            "sense_mlp_activation": At(f"{sn}.final_mlp.act", "out"),
+            "sense_mlp_output": At(f"{sn}.final_mlp", "out"),
+            "sense_weight_input": At("sense_weight_net", "in"),
+        }
+    )
+    return out
+
+
 EXPECTED: dict[str, dict[str, At]] = {
     "gpt2": _gpt2(),
     "gpt_neo": _gpt_neo(),
@@ -192,7 +303,7 @@ EXPECTED: dict[str, dict[str, At]] = {
     "gptj": _gptj(),
     "llama": llama_like(),
     "mistral": llama_like(),
-    "mixtral": llama_like(act=None),
+    "mixtral": llama_like(act=None, mlp="mlp" if TF5 else "block_sparse_moe"),
     "gemma": llama_like(),
     "gemma2": llama_like(),
     "gemma3": llama_like(),
@@ -205,6 +316,13 @@ EXPECTED: dict[str, dict[str, At]] = {
     "roberta": bert_like(),
     "t5": t5_tables(),
     "esm": bert_like(),
+    "gpt_oss": llama_like(act=None),
+    "llava": llama_like(at="language_model.", sub=_text),
+    "mllama": _mllama(),
+    "blip": _blip(),
+    "whisper": _whisper(),
+    "wav2vec2_bert": _wav2vec2_bert(),
+    "backpack_gpt2": _backpack(),
 }
 
 # components checked in their own test files
@@ -213,8 +331,11 @@ SPECIAL = {
     "decoder_attention_weight",
     "encoder_attention_weight",
     "decoder_cross_attention_weight",
+    "language.attention_weight",
     "router_output",
     "expert_output",
+    "itm_output",
+    "sense_weight_output",
 }
 LAYER = 1  # the last layer of the tiny models: also checks that the layer index is substituted
 
@@ -242,7 +363,10 @@ def test_tables_cover_every_component() -> None:
 
 def prefix_of(model: nn.Module) -> str:
     p = getattr(model, "base_model_prefix", "")
-    return f"{p}." if p and p in model._modules else ""
+    if p and p in model._modules:
+        return f"{p}."
+    inner = model._modules.get("model")  # Gemma3ForCausalLM in transformers 4.x: prefix names no child
+    return "model." if inner is not None and getattr(inner, "config", None) is model.config else ""
 
 
 def module_at(model: nn.Module, at: At, layer: int = LAYER) -> nn.Module:
@@ -250,7 +374,9 @@ def module_at(model: nn.Module, at: At, layer: int = LAYER) -> nn.Module:
 
 
 def _tensor_in(args: tuple, kwargs: dict) -> torch.Tensor:
-    return args[0] if args else kwargs["hidden_states"]
+    if args:
+        return args[0]
+    return kwargs["hidden_states"] if "hidden_states" in kwargs else kwargs["hidden_state"]
 
 
 def capture(model: nn.Module, at: At, inputs: dict, layer: int = LAYER) -> torch.Tensor:
@@ -271,6 +397,8 @@ def capture(model: nn.Module, at: At, inputs: dict, layer: int = LAYER) -> torch
     finally:
         h.remove()
     x = store["x"]
+    if at.time_major:
+        x = x.transpose(1, 2)
     if at.cols is not None:
         x = x[..., at.cols(model.config)]
     return x
@@ -284,6 +412,8 @@ def run_replacing(
     cols = at.cols(model.config) if at.cols is not None else None
 
     def change(x: torch.Tensor) -> torch.Tensor:
+        if at.time_major:
+            return fn(x.transpose(1, 2)).transpose(1, 2)
         if cols is None:
             return fn(x)
         x = x.clone()
@@ -301,7 +431,8 @@ def run_replacing(
         def pre(m: nn.Module, a: tuple, k: dict) -> Any:
             if a:
                 return (change(a[0]), *a[1:]), k
-            return a, {**k, "hidden_states": change(k["hidden_states"])}
+            key = "hidden_states" if "hidden_states" in k else "hidden_state"  # Mllama vision, 4.x
+            return a, {**k, key: change(k[key])}
 
         h = mod.register_forward_pre_hook(pre, with_kwargs=True)
     try:
@@ -378,7 +509,7 @@ def test_head_interchange_matches_plain_hook(family: str, component: str, regist
     case, model = CASES[family], model_of(family)
     base, source = case.inputs(0), case.inputs(1)
     at = EXPECTED[family][component]
-    width = hdim(model.config)
+    width = at.hdim(model.config) if at.hdim is not None else hdim(model.config)
     im = intervenable(model, registry, component=component, unit="h.pos")
     locs = ([[HEADS, SRC_POS]], [[HEADS, TGT_POS]])
     _, out = im(base, [source], unit_locations={"sources->base": locs})
@@ -447,7 +578,9 @@ def test_projections_of_the_collected_activations(family: str, registry: Any) ->
     """The output projection maps attention_value_output to attention_output; q/k/v projections
     map attention_input to query/key/value_output; the MLP maps mlp_input to mlp_output."""
     model = model_of(family)
-    p = "" if family != "t5" else "encoder_"
+    case = CASES[family]
+    p = "encoder_" if family == "t5" else case.prefix
+    mlp_in, mlp_out = MLP_NAMES.get(family, ("mlp_input", "mlp_output"))
     names = [
         "attention_input",
         "attention_value_output",
@@ -455,11 +588,11 @@ def test_projections_of_the_collected_activations(family: str, registry: Any) ->
         "query_output",
         "key_output",
         "value_output",
-        "mlp_input",
-        "mlp_output",
+        mlp_in,
+        mlp_out,
     ]
     ai, avo, ao, q, k, v, mi, mo = collect_whole(
-        model, registry, [p + n for n in names], CASES[family].inputs(0)
+        model, registry, [p + n for n in names], case.inputs(0)
     )
     exp = EXPECTED[family]
     with torch.no_grad():
@@ -471,7 +604,10 @@ def test_projections_of_the_collected_activations(family: str, registry: Any) ->
             if at.cols is not None:
                 proj = proj[..., at.cols(model.config)]
             torch.testing.assert_close(got, proj, rtol=1e-5, atol=1e-5)
-        if family != "mixtral":  # the mixture routes: covered by its own tests
+        if case.mlp is not None:  # the MLP written out, from the layer's modules
+            layer = module_at(model, exp[p + "block_input"])
+            torch.testing.assert_close(case.mlp(layer, mi), mo, rtol=1e-5, atol=1e-5)
+        elif family not in ("mixtral", "gpt_oss"):  # a mixture routes: covered by its own tests
             mlp = module_at(model, exp[p + "mlp_input"])
             if family in ("bert", "roberta", "esm"):
                 act = module_at(model, exp[p + "mlp_activation"])(mi)
@@ -482,15 +618,19 @@ def test_projections_of_the_collected_activations(family: str, registry: Any) ->
                 torch.testing.assert_close(mlp(mi), mo, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", selected_families())
+MLP_NAMES = {"wav2vec2_bert": ("ffn2_input", "ffn2_output")}
+
+
+@pytest.mark.parametrize("family", [f for f in selected_families() if CASES[f].hidden is not None])
 def test_block_output_matches_output_hidden_states(family: str, registry: Any) -> None:
     model = model_of(family)
-    inputs = CASES[family].inputs(0)
-    name = "encoder_block_output" if family == "t5" else "block_output"
+    case = CASES[family]
+    inputs = case.inputs(0)
+    name = "encoder_block_output" if family == "t5" else case.prefix + "block_output"
     (got,) = collect_whole(model, registry, [name], inputs, layer=0)
     with torch.no_grad():
         out = model(**inputs, output_hidden_states=True)
-    hidden = out.encoder_hidden_states if family == "t5" else out.hidden_states
+    hidden = out.encoder_hidden_states if family == "t5" else getattr(out, case.hidden)
     torch.testing.assert_close(got, hidden[1], rtol=1e-5, atol=1e-6)
 
 
@@ -499,13 +639,22 @@ def test_block_output_matches_output_hidden_states(family: str, registry: Any) -
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kind", ["base", "lm", "seqcls"])
-@pytest.mark.parametrize("family", selected_families())
+def _kinds() -> list[Any]:
+    return [
+        pytest.param(f, kind, id=f"{f}-{kind}")
+        for f in selected_families()
+        for kind in ("base", "lm", "seqcls")
+        if kind in CASES[f].kinds
+    ]
+
+
+@pytest.mark.parametrize(("family", "kind"), _kinds())
 def test_every_model_head_resolves(family: str, kind: str, registry: Any) -> None:
     model = model_of(family, kind)
     inputs = CASES[family].inputs(0)
-    p = "decoder_" if family == "t5" else ""
-    for component in ("block_output", "query_output", "mlp_output"):
+    p = "decoder_" if family == "t5" else CASES[family].prefix
+    mlp_out = MLP_NAMES.get(family, ("mlp_input", "mlp_output"))[1]
+    for component in ("block_output", "query_output", mlp_out):
         at = EXPECTED[family][p + component]
         im = pv.IntervenableModel(
             {"layer": 0, "component": p + component, "intervention_type": pv.CollectIntervention},
@@ -516,7 +665,7 @@ def test_every_model_head_resolves(family: str, kind: str, registry: Any) -> Non
         torch.testing.assert_close(collected[0][:, 0], capture(model, at, inputs, layer=0)[:, 2])
 
 
-class MyLlama(CASES["llama"].kinds["lm"]):  # a user's subclass keeps the family
+class MyLlama(CASES["llama"].model_class("lm")):  # a user's subclass keeps the family
     pass
 
 
@@ -679,7 +828,10 @@ def test_t5_decoder_layer_count_is_its_own() -> None:
 # mixture of experts (Mixtral): router logits and one expert's output
 # ---------------------------------------------------------------------------------------------
 
-MOE = pytest.mark.skipif("mixtral" not in selected_families(), reason="mixtral not selected")
+MOE = pytest.mark.skipif(
+    "mixtral" not in selected_families() or not TF5,
+    reason="mixtral not selected, or transformers 4.x (its unfused experts: test_tf4_mixtral)",
+)
 MLP = "model.layers.1.mlp"
 
 
@@ -798,3 +950,20 @@ def test_expert_needs_a_valid_moe_key() -> None:
         resolve_site(model, pv.RepresentationConfig(layer=1, component="expert_output", moe_key=4))
     with pytest.raises(pv.SiteResolutionError, match="router_output"):
         resolve_site(model, pv.RepresentationConfig(layer=1, component="mlp_activation"))
+
+
+@pytest.mark.skipif("mixtral" not in selected_families() or TF5, reason="transformers 4.x layout only")
+def test_tf4_mixtral_router_and_expert(registry: Any) -> None:
+    """transformers 4.x: the router's logits are the gate's output, re-routed by the block itself;
+    expert_output says that it needs transformers 5."""
+    model, inputs = model_of("mixtral"), CASES["mixtral"].inputs(0)
+    (got,) = collect_whole(model, registry, ["router_output"], inputs)
+    with torch.no_grad():
+        want = model(**inputs, output_router_logits=True).router_logits[LAYER]
+    torch.testing.assert_close(got.reshape(want.shape), want)
+    gate = At("layers.{L}.block_sparse_moe.gate", "out")
+    im = intervenable(model, registry, component="router_output", intervention_type=pv.ZeroIntervention)
+    _, out = im(inputs, unit_locations=None)
+    torch.testing.assert_close(first_output(out), run_replacing(model, gate, inputs, torch.zeros_like))
+    with pytest.raises(pv.SiteResolutionError, match="transformers >= 5"):
+        resolve_site(model, pv.RepresentationConfig(layer=1, component="expert_output", moe_key=0))

@@ -24,7 +24,11 @@ pytest.importorskip("accelerate")
 
 DEVICE_MAPS = {
     "llama": ("model", ["embed_tokens", "rotary_emb", "norm"], "lm_head"),
-    "gpt_neox": ("gpt_neox", ["embed_in", "emb_dropout", "rotary_emb", "final_layer_norm"], "lm_head"),
+    "gpt_neox": (
+        "gpt_neox",
+        ["embed_in", "emb_dropout", "rotary_emb", "final_layer_norm"],
+        "lm_head" if int(tf.__version__.split(".")[0]) >= 5 else "embed_out",  # 4.x's name
+    ),
     "gpt2": ("transformer", ["wte", "wpe", "drop", "ln_f"], "lm_head"),
 }
 FAMS = [f for f in DEVICE_MAPS if f in selected_families()]
@@ -115,6 +119,9 @@ def test_component_on_dispatched_model(
         torch.testing.assert_close(first_output(dispatched(**base)).cpu(), first_output(plain(**base)))
 
 
+@pytest.mark.skipif(
+    int(tf.__version__.split(".")[0]) < 5, reason="transformers 4.x: Mixtral's expert_output is refused outright"
+)
 def test_offloaded_experts_are_a_clear_error(tmp_path: Any, registry: Any) -> None:
     if "mixtral" not in selected_families():
         pytest.skip("mixtral not selected")

@@ -46,7 +46,16 @@ CASES = {
                     "BertForMaskedLM"),
     "create_t5": ("T5Config", {"d_model": 16, "d_kv": 8, "d_ff": 32, "num_layers": 1, "num_heads": 2,
                                **SMALL}, "T5ForConditionalGeneration"),
+    "create_backpack_gpt2": ("BackpackGPT2Config", {"n_layer": 1, "n_embd": 16, "n_head": 2, "n_positions": 32,
+                                                    "num_senses": 4, **SMALL}, "BackpackGPT2LMHeadModel"),
 }
+
+
+def _class(name):
+    """A transformers class, or one of vene_hf's own models (the Backpack)."""
+    from vene_hf import backpack
+
+    return getattr(backpack, name, None) or getattr(transformers, name)
 
 
 def test_every_factory_is_listed_and_exposed_through_vene():
@@ -59,11 +68,11 @@ def test_every_factory_is_listed_and_exposed_through_vene():
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_a_config_builds_a_random_model_offline(name):
     config_class, fields, model_class = CASES[name]
-    config = getattr(transformers, config_class)(**fields)
+    config = _class(config_class)(**fields)
     torch.manual_seed(0)
     cfg, tokenizer, model = getattr(pv, name)(config=config)
     assert cfg is config and tokenizer is None
-    assert type(model) is getattr(transformers, model_class)
+    assert type(model) is _class(model_class)
     assert not model.training
     ids = torch.randint(0, 50, (1, 4))
     extra = {"decoder_input_ids": ids} if name == "create_t5" else {}

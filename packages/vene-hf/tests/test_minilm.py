@@ -63,6 +63,10 @@ def test_the_model_is_trained(minilm: Any) -> None:
     assert paraphrase > 0.7 and unrelated < 0.2
 
 
+@pytest.mark.skipif(
+    int(tf.__version__.split(".")[0]) < 5,
+    reason="transformers 4.x: BERT's attention does not go through its attention functions (attention_weight refused)",
+)
 def test_collection_matches_hidden_states_and_attentions(minilm: Any, registry: Any) -> None:
     tokenizer, model = minilm
     inputs = encode(tokenizer, "guitar", "market")

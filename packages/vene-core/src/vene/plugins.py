@@ -70,6 +70,7 @@ PROVIDED_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
             "create_qwen2",
             "create_bert",
             "create_t5",
+            "create_backpack_gpt2",
         ),
     },
 }

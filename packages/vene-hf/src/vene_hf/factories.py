@@ -44,6 +44,7 @@ __all__ = [
     "create_qwen2",
     "create_bert",
     "create_t5",
+    "create_backpack_gpt2",
 ]
 
 Factory = Callable[..., "tuple[PretrainedConfig, Any, nn.Module]"]
@@ -58,8 +59,10 @@ class ModelLoadError(VeneError, OSError):
 
 def _transformers_class(name: str) -> Any:
     # Imported by name from transformers' own namespace (a fixed table below, never a name read
-    # from user input or a file), so that importing vene_hf stays cheap.
-    return getattr(importlib.import_module("transformers"), name)
+    # from user input or a file), so that importing vene_hf stays cheap. ``Backpack*`` names are
+    # vene_hf's own Backpack model (vene_hf.backpack).
+    module = "vene_hf.backpack" if name.startswith("Backpack") else "transformers"
+    return getattr(importlib.import_module(module), name)
 
 
 def _coerce_config(config: Any, config_cls: Any, factory: str) -> PretrainedConfig:
@@ -82,6 +85,16 @@ def _load(what: str, name: str, load: Callable[[], Any], factory: str) -> Any:
             "by save_pretrained, a Hub repo id that is in the Hub cache (with HF_HUB_OFFLINE=1 when "
             "offline), or config=... to build a randomly initialised model without downloading."
         ) from e
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+
+
+def _without_tokenizer(name: str) -> bool:
+    """True for a local directory that holds no tokenizer file."""
+    import os
+
+    return os.path.isdir(name) and not any(os.path.exists(os.path.join(name, f)) for f in _TOKENIZER_FILES)
 
 
 def _create(
@@ -117,7 +130,10 @@ def _create(
 
     kwargs = {"cache_dir": cache_dir, **options}
     cfg = _load("config", name, lambda: config_cls.from_pretrained(name, **kwargs), factory)
-    tokenizer = _load("tokenizer", name, lambda: AutoTokenizer.from_pretrained(name, **kwargs), factory)
+    if _without_tokenizer(name):
+        tokenizer = None  # a local checkpoint without tokenizer files (transformers 4.x raises on it)
+    else:
+        tokenizer = _load("tokenizer", name, lambda: AutoTokenizer.from_pretrained(name, **kwargs), factory)
     if not getattr(tokenizer, "vocab_size", 1):
         # transformers builds an empty tokenizer when the checkpoint has no tokenizer files; an
         # empty vocabulary encodes nothing, so say there is none
@@ -181,6 +197,13 @@ create_bert = _factory(
 )
 create_t5 = _factory(
     "create_t5", "google-t5/t5-small", "T5Config", "T5ForConditionalGeneration", "T5 (encoder-decoder)"
+)
+create_backpack_gpt2 = _factory(
+    "create_backpack_gpt2",
+    "stanfordnlp/backpack-gpt2",
+    "BackpackGPT2Config",
+    "BackpackGPT2LMHeadModel",
+    "Backpack GPT-2 (Hewitt et al. 2023; vene_hf.backpack)",
 )
 
 # the names come from vene-core's one table of plugin-provided names, so that a missing vene-hf

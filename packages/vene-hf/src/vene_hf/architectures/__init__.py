@@ -7,7 +7,8 @@ wrapper, a user's own module, a multimodal model's language model), picks the fa
 ``config.model_type``, and resolves the representation through the table.
 
 Families: gpt2, gpt_neo, gpt_neox, gptj, llama, mistral, mixtral, gemma, gemma2, gemma3 (text),
-qwen2, qwen3, olmo, olmo2, phi3, bert, roberta, t5, esm. Anything else is reached with a dotted
+qwen2, qwen3, olmo, olmo2, phi3, bert, roberta, t5, esm, gpt_oss, llava, mllama, blip (and
+BLIP-ITM), whisper, wav2vec2_bert and backpack_gpt2 (``vene_hf.backpack``). Anything else is reached with a dotted
 module path (``"model.layers[3].mlp.output"``), which core resolves.
 """
 
@@ -22,7 +23,9 @@ from vene import EXPERT, ConfigError, Site, SiteResolutionError
 from vene.sites import get_module, nearest, parse_dotted_component, resolve_from_table
 
 from . import (
+    backpack_gpt2,
     bert,
+    blip,
     esm,
     gemma,
     gemma2,
@@ -30,10 +33,13 @@ from . import (
     gpt2,
     gpt_neo,
     gpt_neox,
+    gpt_oss,
     gptj,
     llama,
+    llava,
     mistral,
     mixtral,
+    mllama,
     olmo,
     olmo2,
     phi3,
@@ -41,6 +47,8 @@ from . import (
     qwen3,
     roberta,
     t5,
+    wav2vec2_bert,
+    whisper,
 )
 from ._family import Family, Stack
 from ._probes import Probe
@@ -74,6 +82,13 @@ FAMILIES: dict[str, Family] = {
         roberta.FAMILY,
         t5.FAMILY,
         esm.FAMILY,
+        gpt_oss.FAMILY,
+        llava.FAMILY,
+        mllama.FAMILY,
+        blip.FAMILY,
+        whisper.FAMILY,
+        wav2vec2_bert.FAMILY,
+        backpack_gpt2.FAMILY,
     )
 }
 """Every supported family, by name."""
@@ -100,6 +115,11 @@ def _base(path: str, hf: nn.Module) -> tuple[str, nn.Module]:
     """The base model inside a task model (``GPT2LMHeadModel.transformer``), by ``base_model_prefix``."""
     prefix = getattr(hf, "base_model_prefix", "") or ""
     inner = hf._modules.get(prefix) if prefix else None
+    child = hf._modules.get("model")
+    if inner is None and child is not None and getattr(child, "config", None) is hf.config:
+        # a task model whose base_model_prefix names no child (Gemma3ForCausalLM in
+        # transformers 4.x says "language_model" and holds "model")
+        prefix, inner = "model", child
     if inner is None:
         return path, hf
     return (f"{path}.{prefix}" if path else prefix), inner

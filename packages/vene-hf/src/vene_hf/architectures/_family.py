@@ -32,6 +32,9 @@ __all__ = [
     "fused_qkv_components",
     "num_hidden_layers",
     "HS",
+    "sub_config",
+    "nested",
+    "transformers_major",
 ]
 
 Config = Any
@@ -267,3 +270,48 @@ def fused_qkv_components(
         out[f"{part}_output"] = ComponentSpec(path, Side.OUTPUT, dim=width(h), context=probe)
         out[f"head_{part}_output"] = ComponentSpec(path, Side.OUTPUT, dim=hdim, heads=h, context=probe)
     return out
+
+
+# -------------------------------------------------------------------------------------------
+# tables of sub-models (a multimodal model's language model, a wrapper's trunk)
+# -------------------------------------------------------------------------------------------
+
+
+def sub_config(fn: Callable[..., int], name: str) -> Callable[..., int]:
+    """``fn`` read from the sub-config ``config.<name>`` (``text_config``...), arity kept."""
+    import inspect
+
+    if len(inspect.signature(fn).parameters) >= 2:
+        return lambda c, layer: fn(getattr(c, name), layer)
+    return lambda c: fn(getattr(c, name))
+
+
+def nested(
+    table: Mapping[str, ComponentSpec],
+    *,
+    path: Path = (),
+    config: str | None = None,
+    prefix: str = "",
+) -> dict[str, ComponentSpec]:
+    """``table`` moved under the module at ``path``, its dimensions read from ``config.<config>``.
+
+    Component names gain ``prefix`` (``"vision."``); probes keep working, as they are bound to
+    the owner path that the moved path names.
+    """
+    import attrs
+
+    out = {}
+    for name, spec in table.items():
+        dim, heads = spec.dim, spec.heads
+        if config is not None:
+            dim = sub_config(dim, config) if dim is not None else None
+            heads = sub_config(heads, config) if heads is not None else None
+        out[prefix + name] = attrs.evolve(spec, path=(*path, *spec.path), dim=dim, heads=heads)
+    return out
+
+
+def transformers_major() -> int:
+    """The installed transformers' major version, read from its metadata (no import)."""
+    from importlib.metadata import version
+
+    return int(version("transformers").split(".")[0])

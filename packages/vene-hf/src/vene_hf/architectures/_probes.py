@@ -261,8 +261,10 @@ def _check_attention(owner: nn.Module) -> str | None:
     if attention_eager_function(owner) is None or not hasattr(modeling_utils, "ALL_ATTENTION_FUNCTIONS"):
         return (
             f"attention_weight cannot be probed on {type(owner).__name__}: its attention does not "
-            "go through transformers' attention functions (transformers >= 4.48 is needed). Hook "
-            "its probabilities with a dotted path to the module that returns them instead."
+            "go through transformers' attention functions (Llama-style families use them from "
+            "transformers 4.48, others such as BERT, T5 and GPT-J from transformers 5). Upgrade "
+            "transformers, or hook the probabilities with a dotted path to the module that "
+            "returns them."
         )
     return None
 

@@ -15,7 +15,10 @@ components reach inside it:
 
 There is no ``mlp_activation`` (each expert has its own). These components follow
 transformers 5's ``MixtralSparseMoeBlock``; expert weights offloaded to disk or CPU by accelerate
-are not supported for ``expert_output``.
+are not supported for ``expert_output``. Under transformers 4.x the mixture is
+``layers[i].block_sparse_moe`` (its ``gate`` a linear layer whose logits the block routes itself,
+its experts a list of modules); ``mlp_*`` and ``router_output`` resolve there, ``expert_output``
+needs transformers 5 (the error says so).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from torch import Tensor, nn
 from vene import EXPERT, LAYER, ComponentSpec, Side, VeneError
 from vene.sites import get_module
 
-from ._family import Family, Stack, decoder_components, hidden, num_hidden_layers
+from ._family import Family, Stack, decoder_components, hidden, num_hidden_layers, transformers_major
 from ._probes import HookPoint, Probe, Undo, add_point, chain
 
 __all__ = ["FAMILY", "COMPONENTS"]
@@ -59,7 +62,11 @@ def _install_router(model: nn.Module, path: str) -> Undo:
     undos = [add_point(block, ROUTER, point)]
     store: dict[str, torch.Size] = {}
 
-    def on_gate(gate: nn.Module, args: tuple, out: tuple[Tensor, Tensor, Tensor]) -> Any:
+    def on_gate(gate: nn.Module, args: tuple, out: Any) -> Any:
+        if isinstance(out, Tensor):  # transformers 4.x: a linear layer; the block routes its logits
+            x = out.view(*store["shape"], out.shape[-1])
+            new = point(x)
+            return None if new is x else new.reshape(out.shape)
         logits, scores, _ = out
         x = logits.view(*store["shape"], logits.shape[-1])
         new = point(x)
@@ -124,15 +131,26 @@ def _install_experts(model: nn.Module, path: str) -> Undo:
     return chain(undos)
 
 
-router = Probe(install=_install_router)
-experts = Probe(install=_install_experts, depth=2)
+def _check_experts(experts: nn.Module) -> str | None:
+    if isinstance(experts, nn.ModuleList):
+        return (
+            "expert_output on Mixtral needs transformers >= 5 (fused expert weights); under "
+            "transformers 4.x hook one expert's MLP with a dotted path instead, e.g. "
+            "'model.layers[0].block_sparse_moe.experts[3].output' (its routed tokens only)."
+        )
+    return None
 
+
+router = Probe(install=_install_router)
+experts = Probe(install=_install_experts, depth=2, check=_check_experts)
+
+MLP = "mlp" if transformers_major() >= 5 else "block_sparse_moe"  # transformers 4.x's name
 L = ("layers", LAYER)
 COMPONENTS: dict[str, ComponentSpec] = {
-    **decoder_components(act=None),
-    "router_output": ComponentSpec((*L, "mlp", ROUTER), Side.OUTPUT, dim=_num_experts, context=router),
+    **decoder_components(act=None, mlp=MLP),
+    "router_output": ComponentSpec((*L, MLP, ROUTER), Side.OUTPUT, dim=_num_experts, context=router),
     "expert_output": ComponentSpec(
-        (*L, "mlp", "experts", EXPERTS, EXPERT), Side.OUTPUT, dim=hidden, context=experts
+        (*L, MLP, "experts", EXPERTS, EXPERT), Side.OUTPUT, dim=hidden, context=experts
     ),
 }
 
