@@ -153,4 +153,6 @@ def resolve_from_pyvene_tables(model: nn.Module, representation: RepresentationC
                 "vene_resolve_site plugin (docs/plugins.md)."
             )
     side = Side.INPUT if hook == CONST_INPUT_HOOK else Side.OUTPUT
-    return Site(module=path, side=side, dim=_dimension(cls, representation.component, model), heads=heads, chunk=chunk)
+    dim = _dimension(cls, representation.component, model)
+    # mypy reads Site.chunk's attrs converter (tuple) as wanting an Iterable[_T_co]; a pair is one
+    return Site(module=path, side=side, dim=dim, heads=heads, chunk=chunk)  # type: ignore[arg-type]

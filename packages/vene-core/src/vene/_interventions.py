@@ -170,7 +170,7 @@ class Intervention(nn.Module):
 
     def set_source_representation(self, source_representation: Any) -> None:
         """Set the constant source (a tensor, kept in the state dict so artifacts carry it)."""
-        current = self.source_representation
+        current: Tensor | None = self._buffers.get("source_representation")
         value = torch.as_tensor(source_representation)
         self.source_representation = value if current is None else value.to(current.device)
 
