@@ -108,6 +108,7 @@ def parity(session: nox.Session) -> None:
     here = ROOT / "tests" / "parity"
     session.run(str(py), str(here / "surface.py"), "pyvene", str(out / "pyvene_surface.json"), external=True)
     session.run(str(py), str(here / "runner.py"), "pyvene", str(out / "pyvene"), external=True)
+    session.run(str(py), str(here / "write_artifacts.py"), str(out / "artifacts"), external=True)
     _install(session, "vene-hf", "vene-train", "vene-viz")
     session.run(
         "python", "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider", *session.posargs,

@@ -21,7 +21,7 @@ class PyveneMethods:
 
     def set_zero_grad(self) -> None:
         """Zero the gradients of every trainable intervention (not of the wrapped model)."""
-        for module in self._intervention_modules():
+        for module in self._pyvene_intervention_list():
             module.zero_grad(set_to_none=True)
 
     def disable_intervention_gradients(self) -> None:
@@ -29,17 +29,17 @@ class PyveneMethods:
 
         pyvene 0.1.8's method of this name does nothing; vene freezes them, as the name says.
         """
-        for module in self._intervention_modules():
+        for module in self._pyvene_intervention_list():
             for p in module.parameters():
                 p.requires_grad_(False)
 
     def enable_intervention_gradients(self) -> None:
         """Undo :meth:`disable_intervention_gradients`."""
-        for module in self._intervention_modules():
+        for module in self._pyvene_intervention_list():
             for p in module.parameters():
                 p.requires_grad_(True)
 
-    def _intervention_modules(self) -> list[nn.Module]:
+    def _pyvene_intervention_list(self) -> list[nn.Module]:
         table: Any = getattr(self, "interventions", {})
         values = table.values() if hasattr(table, "values") else table
         return [m for m in values if isinstance(m, nn.Module)]
