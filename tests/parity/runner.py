@@ -62,7 +62,15 @@ def run_program(path: pathlib.Path, library: str, weights: pathlib.Path) -> dict
             state = {k: v.contiguous() for k, v in model.state_dict().items()}
             save_file({k: v.clone() for k, v in state.items()}, str(file))
         else:
-            model.load_state_dict(load_file(str(file)), strict=True)
+            # pyvene keeps some constructor arguments (embed_dim, interchange_dim) as tensors in
+            # its interventions' state dicts; vene keeps them as arguments: every key vene's
+            # module has must be in the file, keys only pyvene has are left out
+            saved = load_file(str(file))
+            mine = model.state_dict()
+            missing = set(mine) - set(saved)
+            if missing:
+                raise KeyError(f"shared weights {name!r} lack {sorted(missing)}")
+            model.load_state_dict({k: saved[k] for k in mine}, strict=True)
         return model
 
     random.seed(0)
