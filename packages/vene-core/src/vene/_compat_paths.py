@@ -80,11 +80,11 @@ PATHS: dict[str, dict[str, str]] = {
     "models.layers": {},
     "models.mlp": {},
     "models.mlp.modelings_mlp": _from(_TOP, ["MLPConfig", "MLPModel", "MLPForClassification"])
-    | {"MLPBlock": "vene._models.mlp"},
+    | {"MLPBlock": "vene._models.mlp", "MLPModelOutput": "vene._models._output"},
     "models.mlp.modelings_intervenable_mlp": _from(_TOP, ["create_mlp_classifier"]),
     "models.gru": {},
     "models.gru.modelings_gru": _from(_TOP, ["GRUConfig", "GRUModel", "GRUForClassification"])
-    | {"GRUCell": "vene._models.gru"},
+    | {"GRUCell": "vene._models.gru", "GRUModelOutput": "vene._models._output"},
     "models.gru.modelings_intervenable_gru": _from(_TOP, ["create_gru", "create_gru_classifier"]),
     "data_generators": {},
     "data_generators.causal_model": _from(_TOP, ["CausalModel"]),

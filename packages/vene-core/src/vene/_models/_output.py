@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ModelOutput"]
+__all__ = ["ModelOutput", "MLPModelOutput", "GRUModelOutput", "output"]
 
 
 class ModelOutput(dict):  # type: ignore[type-arg]  # values are tensors or None
@@ -38,3 +38,8 @@ def output(loss: Any = None, **values: Any) -> ModelOutput:
         out["loss"] = loss
     out.update(values)
     return out
+
+
+# pyvene's names for its models' output records
+MLPModelOutput = ModelOutput
+GRUModelOutput = ModelOutput

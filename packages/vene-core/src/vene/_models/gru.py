@@ -81,8 +81,8 @@ class GRUModel(TableResolved, nn.Module):
     def get_input_embeddings(self) -> nn.Embedding | None:
         return self.wte
 
-    def set_input_embeddings(self, value: nn.Embedding) -> None:
-        self.wte = value
+    def set_input_embeddings(self, new_embeddings: nn.Embedding) -> None:
+        self.wte = new_embeddings
 
     def forward(
         self,

@@ -72,7 +72,19 @@ class MLPModel(TableResolved, nn.Module):
             MLPBlock(config.in_dim if i == 0 else config.h_dim, config) for i in range(config.n_layer)
         )
 
-    def forward(self, inputs_embeds: Tensor) -> Tensor:
+    def forward(
+        self,
+        inputs_embeds: Tensor | None = None,
+        input_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Tensor:
+        if inputs_embeds is None:
+            raise ConfigError(
+                "MLPModel takes inputs_embeds; to feed input_ids use MLPForClassification with "
+                "MLPConfig(include_emb=True), which owns the embedding table."
+            )
         x = inputs_embeds
         for block in self.h:
             x = block(x)
