@@ -10,6 +10,7 @@ first, so that nothing pulls a multi-GB CUDA build.
     nox -s hf_family_tf4     # the same on the newest transformers 4.x
     nox -s hf_tf4            # vene-hf's whole suite once on transformers 4.x (in the default run)
     nox -s typecheck         # mypy on all four packages
+    nox -s parity            # pyvene 0.1.8 as the oracle: API surface and behaviour corpus (not in the default run yet)
 """
 
 from __future__ import annotations
@@ -119,3 +120,40 @@ def typecheck(session: nox.Session) -> None:
     _install(session, *(p for p in PACKAGES if p != "vene-core"))
     session.install("mypy")
     session.run("mypy", *(str(pathlib.Path(src) / name) for src, name in zip(SOURCES, _IMPORTS)))
+
+
+# pyvene's import-time needs: pyvene 0.1.8 itself is installed without its declared dependencies,
+# which pull datasets, plotnine, ipywidgets and accelerate that no import or parity program uses.
+ORACLE_DEPS = ["transformers<5", "numpy", "tqdm", "matplotlib", "networkx", "seaborn", "huggingface_hub", "safetensors"]
+PYVENE = "pyvene==0.1.8"
+
+
+@nox.session
+def parity(session: nox.Session) -> None:
+    """pyvene 0.1.8 as the oracle: its public surface and a corpus of programs, run under both.
+
+    The oracle is a second virtualenv (torch's CPU build first, then pyvene's import-time needs
+    and pyvene itself); vene never imports it. The oracle writes pyvene's surface and each
+    program's outputs; the tests in tests/parity compare vene with them.
+    """
+    import sys
+
+    oracle = pathlib.Path(session.virtualenv.location).parent / "parity-oracle"
+    py = oracle / "bin" / "python"
+    if not (oracle / ".ready").exists():
+        session.run(sys.executable, "-m", "venv", "--clear", str(oracle), external=True)
+        session.run(str(py), "-m", "pip", "install", "-q", TORCH, external=True)
+        session.run(str(py), "-m", "pip", "install", "-q", *ORACLE_DEPS, external=True)
+        session.run(str(py), "-m", "pip", "install", "-q", "--no-deps", PYVENE, external=True)
+        (oracle / ".ready").write_text(PYVENE)
+    out = pathlib.Path(session.create_tmp()) / "parity"
+    out.mkdir(parents=True, exist_ok=True)
+    here = ROOT / "tests" / "parity"
+    session.run(str(py), str(here / "surface.py"), "pyvene", str(out / "pyvene_surface.json"), external=True)
+    session.run(str(py), str(here / "runner.py"), "pyvene", str(out / "pyvene"), external=True)
+    session.run(str(py), str(here / "write_artifacts.py"), str(out / "artifacts"), external=True)
+    _install(session, "vene-hf", "vene-train", "vene-viz")
+    session.run(
+        "python", "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider", *session.posargs,
+        env={"VENE_PARITY_OUT": str(out)},
+    )

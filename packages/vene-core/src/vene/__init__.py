@@ -9,6 +9,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import data_generators, models
+from ._basic_utils import (
+    GET_LOC,
+    closeness_to_permutation_loss,
+    count_parameters,
+    create_directory,
+    embed_to_distrib,
+    format_token,
+    get_batch_size,
+    get_list_depth,
+    harmonic_sigmoid_boundary,
+    random_permutation_matrix,
+    set_seed,
+    sigmoid_boundary,
+    top_vals,
+)
+from ._compat_mapping import type_to_dimension_mapping, type_to_module_mapping
 from ._config import IntervenableConfig, RepresentationConfig
 from ._errors import (
     ArtifactError,
@@ -51,6 +68,7 @@ from ._model import (
     UnitLocations,
     call_model,
 )
+from ._model_compat import build_intervenable_model
 from ._models import (
     GRUConfig,
     GRUForClassification,
@@ -124,6 +142,25 @@ __all__ = [
     "GRUForClassification",
     "create_gru",
     "create_gru_classifier",
+    # pyvene's helpers and extension tables
+    "models",
+    "data_generators",
+    "build_intervenable_model",
+    "set_seed",
+    "count_parameters",
+    "sigmoid_boundary",
+    "harmonic_sigmoid_boundary",
+    "random_permutation_matrix",
+    "closeness_to_permutation_loss",
+    "embed_to_distrib",
+    "format_token",
+    "top_vals",
+    "get_list_depth",
+    "get_batch_size",
+    "create_directory",
+    "GET_LOC",
+    "type_to_module_mapping",
+    "type_to_dimension_mapping",
     # artifacts
     "ArtifactStore",
     # errors

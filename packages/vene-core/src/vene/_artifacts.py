@@ -129,6 +129,10 @@ def load(
                 f"remote location; {missing_store_hint(registry.pm)}"
             )
         directory = store.fetch(load_directory, **options)
+    from ._pyvene_artifacts import is_pyvene_artifact, load_pyvene_artifact
+
+    if is_pyvene_artifact(directory):  # a folder pyvene 0.1.8 saved: read it without executing anything
+        return load_pyvene_artifact(directory, model, registry=registry)
     path = os.path.join(directory, CONFIG_NAME)
     if not os.path.exists(path):
         raise ArtifactError(f"{directory!r} holds no {CONFIG_NAME}; it is not a vene artifact.")

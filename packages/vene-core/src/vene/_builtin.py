@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._compat_mapping import resolve_from_pyvene_tables  # noqa: F401 -- registered with the built-ins
 from ._errors import SiteResolutionError, nearest
 from ._interventions import STATIC_INTERVENTIONS
 from ._sites import Site, get_module, parse_dotted_component

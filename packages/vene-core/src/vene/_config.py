@@ -138,13 +138,19 @@ def _mode(value: str) -> str:
     return value
 
 
-@frozen
+# keys pyvene's config (a transformers PretrainedConfig) carries that mean nothing to vene
+_IGNORED_CONFIG_KEYS = frozenset({"transformers_version", "architectures", "_name_or_path", "name_or_path"})
+
+
+@frozen(init=False)
 class IntervenableConfig:
     """The representations to intervene on, their default intervention type(s) and the mode.
 
     ``intervention_types`` is one class (or registered name) for all representations, or one per
     representation. ``mode="parallel"`` reads every source from its own unintervened run;
     ``mode="serial"`` chains them (source 0 intervenes on source 1, ..., the last on the base).
+    pyvene's bookkeeping arguments (``sorted_keys``, ``intervention_dimensions``,
+    ``intervention_constant_sources``) are accepted and kept, not used: vene derives them.
     """
 
     representations: tuple[RepresentationConfig, ...] = field(
@@ -153,6 +159,47 @@ class IntervenableConfig:
     intervention_types: Any = None
     mode: str = field(default="parallel", validator=lambda i, a, v: _mode(v))
     model_type: Any = field(default=None, eq=False)
+    sorted_keys: Any = field(default=None, eq=False)
+    intervention_dimensions: Any = field(default=None, eq=False)
+    intervention_constant_sources: Any = field(default=None, eq=False)
+
+    def __init__(
+        self,
+        representations: Any = None,
+        intervention_types: Any = None,
+        mode: str = "parallel",
+        sorted_keys: Any = None,
+        model_type: Any = None,
+        intervention_dimensions: Any = None,
+        intervention_constant_sources: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        unknown = set(kwargs) - _IGNORED_CONFIG_KEYS
+        if unknown:
+            raise ConfigError(
+                f"IntervenableConfig got unknown arguments {sorted(unknown)}; it takes "
+                "representations, intervention_types, mode (and pyvene's sorted_keys, model_type, "
+                "intervention_dimensions, intervention_constant_sources)."
+            )
+        self.__attrs_init__(  # type: ignore[attr-defined]  # attrs adds it with init=False
+            (RepresentationConfig(),) if representations is None else representations,
+            intervention_types,
+            mode,
+            model_type,
+            sorted_keys,
+            intervention_dimensions,
+            intervention_constant_sources,
+        )
+
+    def add_intervention(self, representations: Any) -> None:
+        """Append one representation or a list of them (pyvene's in-place edit of a config).
+
+        The config is otherwise immutable; this is the one mutation pyvene code relies on, and
+        it only takes effect for models built after it.
+        """
+        more = representations if isinstance(representations, list) else [representations]
+        added = tuple(RepresentationConfig.coerce(r) for r in more)
+        object.__setattr__(self, "representations", (*self.representations, *added))
 
     @classmethod
     def coerce(cls, value: Any) -> IntervenableConfig:

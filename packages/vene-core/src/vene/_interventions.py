@@ -168,6 +168,12 @@ class Intervention(nn.Module):
         self.interchange_dim = interchange_dim
         self.record_init_kwargs(interchange_dim=interchange_dim)
 
+    def set_source_representation(self, source_representation: Any) -> None:
+        """Set the constant source (a tensor, kept in the state dict so artifacts carry it)."""
+        current: Tensor | None = self._buffers.get("source_representation")
+        value = torch.as_tensor(source_representation)
+        self.source_representation = value if current is None else value.to(current.device)
+
     def forward(
         self, base: Tensor, source: Tensor | None = None, subspaces: Any = None, **kwargs: Any
     ) -> Tensor | InterventionOutput:
@@ -194,8 +200,8 @@ class TrainableIntervention(Intervention):
 
     trainable = True
 
-    def tie_weight(self, other: TrainableIntervention) -> None:
-        """Share parameters with ``other`` (used by ``intervention_link_key``)."""
+    def tie_weight(self, linked_intervention: TrainableIntervention) -> None:
+        """Share parameters with ``linked_intervention`` (used by ``intervention_link_key``)."""
 
 
 class ConstantSourceIntervention(Intervention):

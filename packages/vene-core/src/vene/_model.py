@@ -32,6 +32,7 @@ from ._interventions import (
     LambdaIntervention,
     VanillaIntervention,
 )
+from ._model_compat import PyveneMethods
 from ._plan import CallPlan, Slot, plan_call
 from ._sites import Site
 from ._sources import base_writes, count_call
@@ -81,7 +82,7 @@ def call_model(model: nn.Module, inputs: ModelInputs, **extra: Any) -> Any:
     )
 
 
-class IntervenableModel(nn.Module):
+class IntervenableModel(PyveneMethods, nn.Module):
     """A model with interventions at configured sites (pyvene's ``IntervenableModel``).
 
     ``config`` is an :class:`IntervenableConfig`, a representation (dict or

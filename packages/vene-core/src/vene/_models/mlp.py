@@ -11,13 +11,22 @@ from typing import Any
 from attrs import define
 from torch import Tensor, nn
 
+from .._errors import ConfigError
 from .._sites import LAYER, ComponentSpec, Side
+from ._output import ModelOutput, output
 from ._table import TableResolved
 
 
 @define
 class MLPConfig:
-    """Sizes of the MLP: ``input_dim`` (defaults to ``h_dim``), ``h_dim``, ``n_layer`` blocks."""
+    """Sizes of the MLP: ``input_dim`` (defaults to ``h_dim``), ``h_dim``, ``n_layer`` blocks.
+
+    pyvene's fields ``include_emb``, ``vocab_size``, ``max_position_embeddings`` and
+    ``problem_type`` are accepted; ``include_emb=True`` embeds ``input_ids`` with a ``wte`` table
+    of ``vocab_size`` rows before the blocks.
+    """
+
+    model_type = "mlp"
 
     h_dim: int = 16
     n_layer: int = 2
@@ -27,6 +36,10 @@ class MLPConfig:
     pdrop: float = 0.0
     include_bias: bool = True
     squeeze_output: bool = True
+    include_emb: bool = False
+    vocab_size: int = 50_257
+    max_position_embeddings: int = 512
+    problem_type: str = "single_label_classification"
 
     @property
     def in_dim(self) -> int:
@@ -59,7 +72,19 @@ class MLPModel(TableResolved, nn.Module):
             MLPBlock(config.in_dim if i == 0 else config.h_dim, config) for i in range(config.n_layer)
         )
 
-    def forward(self, inputs_embeds: Tensor) -> Tensor:
+    def forward(
+        self,
+        inputs_embeds: Tensor | None = None,
+        input_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> Tensor:
+        if inputs_embeds is None:
+            raise ConfigError(
+                "MLPModel takes inputs_embeds; to feed input_ids use MLPForClassification with "
+                "MLPConfig(include_emb=True), which owns the embedding table."
+            )
         x = inputs_embeds
         for block in self.h:
             x = block(x)
@@ -74,21 +99,37 @@ class MLPForClassification(TableResolved, nn.Module):
     def __init__(self, config: MLPConfig) -> None:
         super().__init__()
         self.config = config
+        self.wte = nn.Embedding(config.vocab_size, config.in_dim) if config.include_emb else None
         self.mlp = MLPModel(config)
         self.score = nn.Linear(config.h_dim, config.num_classes, bias=config.include_bias)
 
-    def forward(self, inputs_embeds: Tensor, labels: Tensor | None = None) -> dict[str, Any]:
+    def forward(
+        self,
+        inputs_embeds: Tensor | None = None,
+        labels: Tensor | None = None,
+        input_ids: Tensor | None = None,
+        position_ids: Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> ModelOutput:
+        if inputs_embeds is None:
+            if self.wte is None or input_ids is None:
+                raise ConfigError(
+                    "MLPForClassification needs inputs_embeds, or input_ids with an MLPConfig "
+                    "built with include_emb=True."
+                )
+            inputs_embeds = self.wte(input_ids)
         squeeze = inputs_embeds.dim() == 2
         x = inputs_embeds.unsqueeze(1) if squeeze else inputs_embeds
         hidden = self.mlp(x)
         logits = self.score(hidden)
         if squeeze and self.config.squeeze_output:
             logits = logits.squeeze(1)
-        out: dict[str, Any] = {"logits": logits, "last_hidden_state": hidden}
+        loss = None
         if labels is not None:
             flat = logits.reshape(-1, logits.shape[-1])
-            out["loss"] = nn.functional.cross_entropy(flat, labels.reshape(-1))
-        return out
+            loss = nn.functional.cross_entropy(flat, labels.reshape(-1))
+        return output(loss, logits=logits, last_hidden_state=hidden)
 
 
 def _h(config: MLPConfig) -> int:
@@ -111,8 +152,16 @@ MLPForClassification.vene_components = _MLP_COMPONENTS
 
 
 def create_mlp_classifier(
-    config: MLPConfig | None = None, **kwargs: Any
-) -> tuple[MLPConfig, None, MLPForClassification]:
-    """Build a randomly initialised MLP classifier: returns ``(config, None, model)``."""
+    config: MLPConfig | None = None,
+    tokenizer_name: str | None = None,
+    cache_dir: str | None = None,
+    **kwargs: Any,
+) -> tuple[MLPConfig, Any, MLPForClassification]:
+    """Build a randomly initialised MLP classifier: returns ``(config, tokenizer, model)``.
+
+    The tokenizer is None unless ``tokenizer_name`` names one (loaded with transformers).
+    """
+    from ._tokenizer import load_tokenizer
+
     config = config or MLPConfig(**kwargs)
-    return config, None, MLPForClassification(config)
+    return config, load_tokenizer(tokenizer_name, cache_dir), MLPForClassification(config)

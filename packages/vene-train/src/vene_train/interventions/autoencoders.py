@@ -217,12 +217,12 @@ class JumpReLUAutoencoderIntervention(
         self.latent_steering.copy_(values)
 
     # -- the SAE --------------------------------------------------------------------------------
-    def encode(self, x: Tensor) -> Tensor:
-        pre = x.to(self.W_enc.dtype) @ self.W_enc + self.b_enc
+    def encode(self, input_acts: Tensor) -> Tensor:
+        pre = input_acts.to(self.W_enc.dtype) @ self.W_enc + self.b_enc
         return torch.relu(pre) * (pre > self.threshold).to(pre.dtype)
 
-    def decode(self, latent: Tensor) -> Tensor:
-        return latent @ self.W_dec + self.b_dec
+    def decode(self, acts: Tensor) -> Tensor:
+        return acts @ self.W_dec + self.b_dec
 
     def forward(
         self, base: Tensor, source: Tensor | None = None, subspaces: Any = None, **kwargs: Any

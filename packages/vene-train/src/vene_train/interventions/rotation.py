@@ -186,6 +186,10 @@ class SigmoidMaskRotatedSpaceIntervention(Tempered, _Rotated):
         """The ``[embed_dim]`` weights with which each rotated coordinate takes the source."""
         return torch.sigmoid(self.masks / self.temperature)
 
+    def get_boundary_parameters(self) -> nn.Parameter:
+        """The learned mask logits (pyvene's name for them)."""
+        return self.masks
+
     def forward(
         self, base: Tensor, source: Tensor | None = None, subspaces: Any = None, **kwargs: Any
     ) -> Tensor:
