@@ -47,7 +47,7 @@ def _shape_store(store: dict[str, torch.Size]) -> Any:
     return pre
 
 
-def _route(router: nn.Module, logits: Tensor, like: tuple) -> tuple:
+def _route(router: Any, logits: Tensor, like: tuple) -> tuple:
     """The router's output for ``logits``, in the layout ``like`` (the router's own output)."""
     top_value, top_index = torch.topk(logits, router.top_k, dim=-1)
     scores = F.softmax(top_value, dim=-1, dtype=top_value.dtype)
@@ -58,14 +58,15 @@ def _route(router: nn.Module, logits: Tensor, like: tuple) -> tuple:
 
 
 def _install_router(model: nn.Module, path: str) -> Undo:
-    block = get_module(model, path)
+    # GptOss modules: their sub-modules and sizes are read through Module.__getattr__ (typed Any)
+    block: Any = get_module(model, path)
     if ROUTER in block._modules:
         return lambda: None
     point = HookPoint()
     undos = [add_point(block, ROUTER, point)]
     store: dict[str, torch.Size] = {}
 
-    def on_router(router: nn.Module, args: tuple, out: tuple) -> Any:
+    def on_router(router: Any, args: tuple, out: tuple) -> Any:
         x = args[0].reshape(-1, router.weight.shape[-1])
         logits = out[0] if len(out) == 3 else F.linear(x, router.weight, router.bias)
         view = logits.view(*store["shape"], logits.shape[-1])
@@ -79,7 +80,7 @@ def _install_router(model: nn.Module, path: str) -> Undo:
     return chain(undos)
 
 
-def _expert(experts: nn.Module, x: Tensor, e: int) -> Tensor:
+def _expert(experts: Any, x: Tensor, e: int) -> Tensor:
     """Expert ``e`` of ``GptOssExperts`` on every row of ``x`` (its clamped SwiGLU, for one expert)."""
     if experts.gate_up_proj.device.type == "meta":
         raise VeneError(
@@ -102,7 +103,7 @@ def _weight_of(index: Tensor, weights: Tensor, e: int) -> Tensor:
 
 
 def _install_experts(model: nn.Module, path: str) -> Undo:
-    experts = get_module(model, path)
+    experts: Any = get_module(model, path)
     if EXPERTS in experts._modules:
         return lambda: None
     points = nn.ModuleList(HookPoint() for _ in range(experts.num_experts))
