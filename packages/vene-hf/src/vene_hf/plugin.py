@@ -33,3 +33,10 @@ def vene_public_names() -> Mapping[str, Any]:
     from .factories import FACTORIES
 
     return FACTORIES
+
+
+@hookimpl
+def vene_patching_runner(model: nn.Module) -> Any:
+    from .patching import runner_for
+
+    return runner_for(model)
