@@ -8,6 +8,7 @@ See docs/patching.md for the executor's design and measured cost.
 from __future__ import annotations
 
 from ._api import activation_patching, causal_tracing
+from ._attribution import attribution_patching, gradients, path_patching
 from ._executor import Patch, Perturbation
 from ._metrics import kl_divergence, logit_diff, target_prob
 from ._result import PatchingResult
@@ -16,6 +17,9 @@ from ._runner import Runner, logits_of
 __all__ = [
     "activation_patching",
     "causal_tracing",
+    "attribution_patching",
+    "path_patching",
+    "gradients",
     "logit_diff",
     "target_prob",
     "kl_divergence",
