@@ -29,9 +29,9 @@ def _check_batch(inputs: Any, what: str) -> None:
             )
 
 
-def prepare(model: nn.Module) -> Model:
-    """The model as sweeps see it (its blocks, sites and runner)."""
-    return Model(model, get_runner(model))
+def prepare(model: nn.Module, registry: Any = None) -> Model:
+    """The model as sweeps see it (its blocks, sites and runner), through ``registry``'s plugins."""
+    return Model(model, get_runner(model, registry), registry)
 
 
 def _settings(model: nn.Module, **kw: Any) -> dict[str, Any]:
@@ -112,6 +112,7 @@ def activation_patching(
     memory_budget: int | None = None,
     prefix_reuse: bool = True,
     progress: bool = False,
+    registry: Any = None,
 ) -> PatchingResult:
     """Patch each site of the grid from one input into the other; return the metric per cell.
 
@@ -126,7 +127,7 @@ def activation_patching(
     if direction not in ("denoise", "noise"):
         raise ConfigError(f"direction must be 'denoise' or 'noise', got {direction!r}.")
     kinds = parse_kinds(kind)
-    m = prepare(model)
+    m = prepare(model, registry)
     run, donor_in = (base, source) if direction == "denoise" else (source, base)
     t_base, t_source = m.runner.seq_len(base), m.runner.seq_len(source)
     if position_pairs is not None:
@@ -197,6 +198,8 @@ def causal_tracing(
     memory_budget: int | None = None,
     prefix_reuse: bool = True,
     progress: bool = False,
+    embeddings: str | None = None,
+    registry: Any = None,
 ) -> PatchingResult:
     """Causal tracing (Meng et al. 2022): noise the subject's embeddings, restore clean states.
 
@@ -204,13 +207,15 @@ def causal_tracing(
     embeddings at ``subject_positions`` (``noise="auto"``: 3 x the std of this prompt's
     embeddings); ``samples`` noise draws from ``torch.Generator().manual_seed(seed)``. Each cell
     restores one state (or a ``window`` of layers) from the clean run into the noised run; scores
-    are averaged over the samples.
+    are averaged over the samples. The noise goes on the output of ``embeddings`` (a module path)
+    when given, else of ``model.get_input_embeddings()``, else on ``inputs["inputs_embeds"]``.
+    Keyword ``registry`` (all sweeps): the plugins to resolve sites with (default: installed ones).
     """
     _check_batch(inputs, "inputs")
     kinds = parse_kinds(kind)
     if not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"samples must be a positive int, got {samples!r}.")
-    m = prepare(model)
+    m = prepare(model, registry)
     seq = m.runner.seq_len(inputs)
     subj = check_positions(list(subject_positions), seq, "inputs")
     if not subj:
@@ -225,8 +230,13 @@ def causal_tracing(
     clean_metric = float(metric(clean_logits[:, a]).reshape(-1)[0])
     patches = _to_patches(raw, clean, m)
 
-    direct = "inputs_embeds" in inputs
-    emb = None if direct else m.runner.embedding_module(model)
+    direct = "inputs_embeds" in inputs and embeddings is None
+    if embeddings is not None:
+        emb = dict(model.named_modules()).get(embeddings)
+        if emb is None:
+            raise ConfigError(f"embeddings={embeddings!r} is not a module of the model (see model.named_modules()).")
+    else:
+        emb = None if direct else m.runner.embedding_module(model)
     if not direct and emb is None:
         raise ConfigError("causal tracing needs the model's input embeddings (get_input_embeddings()) or inputs_embeds.")
     if direct:

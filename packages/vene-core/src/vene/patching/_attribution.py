@@ -22,13 +22,14 @@ __all__ = ["attribution_patching", "path_patching", "gradients"]
 
 def gradients(
     model: nn.Module, inputs: Mapping[str, Any], metric: Callable[[Tensor], Tensor], keys: Sequence[tuple[int, str]],
+    registry: Any = None,
 ) -> tuple[dict[tuple[int, str], Tensor], dict[tuple[int, str], Tensor], float]:
     """One forward and backward of ``inputs``: each site's activation and d metric / d activation.
 
     Returns ``(activations, gradients, metric)``; tensors are ``[seq, width]`` (batch row 0).
     The model's parameters get no ``.grad`` (``torch.autograd.grad`` on the activations only).
     """
-    m = prepare(model)
+    m = prepare(model, registry)
     for key in keys:
         m.site(*key)
     mods = dict(model.named_modules())
@@ -85,6 +86,7 @@ def attribution_patching(
     layers: Sequence[int] | None = None,
     positions: Sequence[int] | None = None,
     position_pairs: Sequence[tuple[int, int]] | None = None,
+    registry: Any = None,
 ) -> PatchingResult:
     """The first-order approximation of activation patching (denoising) over the whole grid.
 
@@ -95,7 +97,7 @@ def attribution_patching(
     _check_batch(base, "base")
     _check_batch(source, "source")
     kinds = parse_kinds(kind)
-    m = prepare(model)
+    m = prepare(model, registry)
     t_base, t_source = m.runner.seq_len(base), m.runner.seq_len(source)
     if position_pairs is not None:
         pairs = [(int(s), int(b)) for s, b in position_pairs]
@@ -113,7 +115,7 @@ def attribution_patching(
     for key in keys:
         m.site(*key)
     src, src_logits = record(m, source, keys)
-    acts, grads, base_metric = gradients(model, base, metric, keys)
+    acts, grads, base_metric = gradients(model, base, metric, keys, registry)
     a_src = metric_index(metric_position(metric), t_source)
     source_metric = float(metric(src_logits[:, a_src]).reshape(-1)[0])
     bp, sp = torch.tensor(base_pos), torch.tensor(src_pos)
@@ -162,6 +164,7 @@ def path_patching(
     senders: Sequence[Spec],
     receivers: Sequence[Spec],
     positions: Sequence[int] | None = None,
+    registry: Any = None,
 ) -> PatchingResult:
     """Path patching: the effect of each sender on the metric *through the receivers only*.
 
@@ -174,7 +177,7 @@ def path_patching(
     """
     _check_batch(base, "base")
     _check_batch(source, "source")
-    m = prepare(model)
+    m = prepare(model, registry)
     seq = m.runner.seq_len(base)
     if m.runner.seq_len(source) != seq:
         raise UnitLocationError("path_patching needs base and source of the same length.")

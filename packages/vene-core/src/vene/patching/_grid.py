@@ -44,12 +44,12 @@ def parse_kinds(kind: str | Sequence[str]) -> list[str]:
 class Model:
     """A model seen by a sweep: its blocks, its sites (resolved once, cached), its runner."""
 
-    def __init__(self, model: nn.Module, runner: Runner) -> None:
+    def __init__(self, model: nn.Module, runner: Runner, registry: Any = None) -> None:
         from ..plugins import default_registry
 
         self.model = model
         self.runner = runner
-        self._pm = default_registry().pm
+        self._pm = (registry or default_registry()).pm
         self._sites: dict[tuple[int, str], Site] = {}
         blocks = []
         while True:

@@ -99,10 +99,10 @@ class Runner:
         return None
 
 
-def get_runner(model: nn.Module) -> Runner:
+def get_runner(model: nn.Module, registry: Any = None) -> Runner:
     """The runner a plugin provides for ``model`` (``vene_patching_runner``), else :class:`Runner`."""
     from ..plugins import default_registry
 
-    hook = getattr(default_registry().pm.hook, "vene_patching_runner", None)
+    hook = getattr((registry or default_registry()).pm.hook, "vene_patching_runner", None)
     runner = hook(model=model) if hook is not None else None
     return runner if runner is not None else Runner()
