@@ -150,17 +150,17 @@ def activation_patching(
     layer_list = m.layers(layers)
     labels, raw = _grid(m, kinds, layer_list, run_pos, donor_pos, window)
     keys = _needed(m, raw)
-    donor, donor_logits = record(m, donor_in, keys)
-    t_run = m.runner.seq_len(run)
     mpos = metric_position(metric)
+    t_donor = m.runner.seq_len(donor_in)
+    donor, donor_logits = record(m, donor_in, keys, read=metric_index(mpos, t_donor))
+    t_run = m.runner.seq_len(run)
     a_run = metric_index(mpos, t_run)
     scores, run_metric = execute(
         model, m.runner, run, _to_patches(raw, donor, m), metric, blocks=m.blocks, sites=m.sites,
         metric_position=a_run, chunk_size=chunk_size, memory_budget=memory_budget, prefix_reuse=prefix_reuse,
         progress=progress, desc=f"patching {'/'.join(kinds)}",
     )
-    t_donor = m.runner.seq_len(donor_in)
-    donor_metric = float(metric(donor_logits[:, metric_index(mpos, t_donor)]).reshape(-1)[0])
+    donor_metric = float(metric(donor_logits).reshape(-1)[0])
     dims, coords = _dims(kinds, layer_list, base_pos, m)
     baselines = {"base": run_metric, "source": donor_metric} if direction == "denoise" else {"base": donor_metric, "source": run_metric}
     return PatchingResult(
@@ -224,10 +224,10 @@ def causal_tracing(
     layer_list = m.layers(layers)
     labels, raw = _grid(m, kinds, layer_list, pos, pos, window)
     keys = _needed(m, raw)
-    clean, clean_logits = record(m, inputs, keys)
     mpos = metric_position(metric)
     a = metric_index(mpos, seq)
-    clean_metric = float(metric(clean_logits[:, a]).reshape(-1)[0])
+    clean, clean_logits = record(m, inputs, keys, read=a)
+    clean_metric = float(metric(clean_logits).reshape(-1)[0])
     patches = _to_patches(raw, clean, m)
 
     direct = "inputs_embeds" in inputs and embeddings is None

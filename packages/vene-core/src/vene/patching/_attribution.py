@@ -114,10 +114,9 @@ def attribution_patching(
     keys = [(layer, KINDS[k]) for k in kinds for layer in layer_list]
     for key in keys:
         m.site(*key)
-    src, src_logits = record(m, source, keys)
+    src, src_logits = record(m, source, keys, read=metric_index(metric_position(metric), t_source))
     acts, grads, base_metric = gradients(model, base, metric, keys, registry)
-    a_src = metric_index(metric_position(metric), t_source)
-    source_metric = float(metric(src_logits[:, a_src]).reshape(-1)[0])
+    source_metric = float(metric(src_logits).reshape(-1)[0])
     bp, sp = torch.tensor(base_pos), torch.tensor(src_pos)
     blocks = []
     for k in kinds:

@@ -150,9 +150,14 @@ def metric_index(metric_pos: int, seq: int) -> int:
 
 
 def record(
-    m: Model, inputs: Any, keys: Sequence[tuple[int, str]], perturbations: Sequence[Perturbation] = ()
+    m: Model, inputs: Any, keys: Sequence[tuple[int, str]], perturbations: Sequence[Perturbation] = (),
+    read: int | None = None,
 ) -> tuple[dict[tuple[int, str], Tensor], Tensor]:
-    """One run of ``inputs``; returns each site's tensor (``[seq, width]``, batch row 0) and the logits."""
+    """One run of ``inputs``; returns each site's tensor (``[seq, width]``, batch row 0) and the logits.
+
+    With ``read`` (a position), the logits are ``[batch, vocab]`` at that position only, and the
+    runner may compute the head there only.
+    """
     mods = dict(m.model.named_modules())
     got: dict[tuple[int, str], Tensor] = {}
 
@@ -178,7 +183,10 @@ def record(
                 stack.enter_context(mod.register_forward_pre_hook(hook_for(key, site), with_kwargs=True))
         for pert in perturbations:
             stack.enter_context(pert.module.register_forward_hook(lambda mod, i, o, f=pert.fn: f(o, 0)))
-        logits = m.runner.run(m.model, inputs)
+        seq = m.runner.seq_len(inputs)
+        logits = m.runner.run(m.model, inputs, keep=None if read is None else seq - read)
+        if read is not None:
+            logits = logits[:, read - (seq - logits.shape[1])]
     missing = [k for k in keys if k not in got]
     if missing:
         raise VeneError(f"the sites {missing} were not reached in the model's forward.")
