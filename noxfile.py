@@ -8,6 +8,7 @@ first, so that nothing pulls a multi-GB CUDA build.
     nox -s "tests(package='vene-core')"
     nox -s hf_family         # vene-hf's per-family tests, one session per family
     nox -s typecheck
+    nox -s bench             # benchmarks/patching.py against TransformerLens and pyvene (not by default)
 """
 
 from __future__ import annotations
@@ -76,3 +77,15 @@ def typecheck(session: nox.Session) -> None:
     _install(session)
     session.install("mypy")
     session.run("mypy", str(ROOT / "packages" / "vene-core" / "src" / "vene"))
+
+
+@nox.session(venv_backend="venv")
+def bench(session: nox.Session) -> None:
+    """benchmarks/patching.py against TransformerLens and a pyvene 0.1.8 loop (not in the default run).
+
+    transformers < 5 because pyvene 0.1.8 needs it; vene supports 4.x and 5.x alike.
+    """
+    session.install(TORCH)
+    session.install("transformers>=4.45,<5", "pyvene==0.1.8", "transformer-lens>=2.10,<3", "pyarrow<20", "pandas", "tqdm")  # pyarrow 20+ needs numpy 2, which transformer-lens 2.x caps
+    session.install("-e", str(ROOT / "packages" / "vene-core"), "-e", str(ROOT / "packages" / "vene-hf"))
+    session.run("python", str(ROOT / "benchmarks" / "patching.py"), *session.posargs)
