@@ -11,6 +11,7 @@ first, so that nothing pulls a multi-GB CUDA build.
     nox -s hf_tf4            # vene-hf's whole suite once on transformers 4.x (in the default run)
     nox -s typecheck         # mypy on all four packages
     nox -s parity            # pyvene 0.1.8 as the oracle: API surface and behaviour corpus (not in the default run yet)
+    nox -s bench             # benchmarks/patching.py against TransformerLens and pyvene (not by default)
 """
 
 from __future__ import annotations
@@ -157,3 +158,15 @@ def parity(session: nox.Session) -> None:
         "python", "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider", *session.posargs,
         env={"VENE_PARITY_OUT": str(out)},
     )
+
+
+@nox.session(venv_backend="venv")
+def bench(session: nox.Session) -> None:
+    """benchmarks/patching.py against TransformerLens and a pyvene 0.1.8 loop (not in the default run).
+
+    transformers < 5 because pyvene 0.1.8 needs it; vene supports 4.x and 5.x alike.
+    """
+    session.install(TORCH)
+    session.install("transformers>=4.45,<5", "pyvene==0.1.8", "transformer-lens>=2.10,<3", "pyarrow<20", "pandas", "tqdm")  # pyarrow 20+ needs numpy 2, which transformer-lens 2.x caps
+    session.install("-e", str(ROOT / "packages" / "vene-core"), "-e", str(ROOT / "packages" / "vene-hf"))
+    session.run("python", str(ROOT / "benchmarks" / "patching.py"), *session.posargs)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ._interventions import Intervention
     from ._sites import Site
     from .artifacts import ArtifactStore
+    from .patching import Runner
 
 __all__ = [
     "PROJECT",
@@ -37,6 +38,7 @@ __all__ = [
     "vene_artifact_store",
     "vene_cli_commands",
     "vene_public_names",
+    "vene_patching_runner",
 ]
 
 PROJECT = "vene"
@@ -116,4 +118,15 @@ def vene_public_names() -> Mapping[str, Any]:
     """Return extra names to expose as ``vene.<name>`` (model factories, helpers).
 
     Intervention types are exposed automatically and need not be listed here.
+    """
+
+
+@hookspec(firstresult=True)
+def vene_patching_runner(model: nn.Module) -> Runner | None:
+    """Return a :class:`vene.patching.Runner` that runs ``model`` for patching sweeps.
+
+    Return None when the model is not yours; the first runner returned is used, and core's plain
+    :class:`~vene.patching.Runner` (full runs, no prefix reuse) when none is. A runner may reuse
+    the unpatched prefix's state (``supports_prefix``/``prefill``/``run_suffix``) and compute the
+    logits only at the positions the metric reads; results must not depend on it.
     """

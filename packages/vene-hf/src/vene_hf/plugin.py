@@ -41,3 +41,10 @@ def vene_cli_commands() -> Sequence[CliCommand]:
     from .main_job import commands
 
     return commands()
+
+
+@hookimpl
+def vene_patching_runner(model: nn.Module) -> Any:
+    from .patching import runner_for
+
+    return runner_for(model)
