@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from torch import Tensor, nn
 
@@ -25,9 +25,14 @@ __all__ = ["HFRunner", "runner_for"]
 _SLICED = ("input_ids", "inputs_embeds", "token_type_ids", "position_ids")
 
 
-@functools.lru_cache(maxsize=64)
-def _params(cls: type) -> frozenset[str]:
+@functools.cache
+def _forward_params(cls: Any) -> frozenset[str]:
     return frozenset(inspect.signature(cls.forward).parameters)
+
+
+def _params(cls: type[nn.Module]) -> frozenset[str]:
+    """The parameter names of a model class's forward (memoized per class)."""
+    return _forward_params(cast(Any, cls))  # classes are hashable; typeshed's Hashable check says otherwise
 
 
 def _kv(cache: Any, i: int) -> tuple[Tensor, Tensor]:
@@ -109,7 +114,7 @@ class HFRunner(Runner):
         from transformers import DynamicCache
 
         try:
-            cache = DynamicCache(config=model.config)
+            cache = DynamicCache(config=cast(Any, model.config))
         except TypeError:  # transformers 4.x before caches took a config
             cache = DynamicCache()
         for i, (k, v) in enumerate(state):

@@ -243,6 +243,7 @@ def causal_tracing(
         clean_embeds = inputs["inputs_embeds"][0]
         weight = None
     else:
+        assert emb is not None  # refused above when there is no embedding module to noise
         captured: list[Tensor] = []
         handle = emb.register_forward_hook(lambda mod, i, o: captured.append(o.detach()))
         try:
@@ -260,6 +261,8 @@ def causal_tracing(
 
     total = torch.zeros(len(patches))
     corrupted = 0.0
+    run: Mapping[str, Any]
+    perts: tuple[Perturbation, ...]
     for s in range(samples):
         noise_s = draws[s].to(clean_embeds.device, clean_embeds.dtype)
         if direct:
@@ -277,6 +280,7 @@ def causal_tracing(
                 out[:, subj_t[sel] - offset] = out[:, subj_t[sel] - offset] + noise_s[sel].to(out.dtype)
                 return out
 
+            assert emb is not None
             perts = (Perturbation(module=emb, fn=add),)
         scores, noised = execute(
             model, m.runner, run, patches, metric, blocks=m.blocks, sites=m.sites, metric_position=a,

@@ -51,7 +51,7 @@ class Model:
         self.runner = runner
         self._pm = (registry or default_registry()).pm
         self._sites: dict[tuple[int, str], Site] = {}
-        blocks = []
+        blocks: list[str] = []
         while True:
             try:
                 site = self._resolve(len(blocks), "block_output")

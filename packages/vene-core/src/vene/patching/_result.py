@@ -26,6 +26,10 @@ def _scores(value: Any) -> Tensor:
     return torch.as_tensor(value, dtype=torch.float32).detach().cpu()
 
 
+def _str_tuple(dims: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dims)
+
+
 @frozen
 class PatchingResult:
     """Scores of a patching sweep over named dims, with coordinates, baselines and settings.
@@ -37,7 +41,7 @@ class PatchingResult:
     """
 
     scores: Tensor = field(converter=_scores, eq=False)
-    dims: tuple[str, ...] = field(converter=tuple)
+    dims: tuple[str, ...] = field(converter=_str_tuple)
     coords: dict[str, list] = field(converter=lambda c: {k: list(v) for k, v in c.items()})
     tokens: list[str] | None = None
     baselines: dict[str, float] = field(factory=dict, converter=lambda b: {k: float(v) for k, v in b.items()})
