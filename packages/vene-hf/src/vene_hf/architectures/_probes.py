@@ -42,6 +42,7 @@ __all__ = [
     "config_of",
     "add_point",
     "chain",
+    "store_input_shape",
     "Undo",
 ]
 
@@ -115,6 +116,17 @@ def add_point(owner: nn.Module, name: str, point: nn.Module) -> Undo:
             del owner._modules[name]
 
     return undo
+
+
+def store_input_shape(store: dict[str, Any]) -> Any:
+    """A forward pre-hook (``with_kwargs=True``) that records the input's leading shape in
+    ``store["shape"]``: MoE blocks flatten tokens before routing, and the hooks reshape back."""
+
+    def pre(module: Any, args: tuple, kwargs: dict) -> None:
+        x = args[0] if args else kwargs["hidden_states"]
+        store["shape"] = x.shape[:-1]
+
+    return pre
 
 
 def chain(undos: list[Undo]) -> Undo:

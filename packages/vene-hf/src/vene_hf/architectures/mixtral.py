@@ -34,7 +34,7 @@ from vene import EXPERT, LAYER, ComponentSpec, Side, VeneError
 from vene.sites import get_module
 
 from ._family import Family, Stack, decoder_components, hidden, num_hidden_layers, transformers_major
-from ._probes import HookPoint, Probe, Undo, add_point, chain
+from ._probes import HookPoint, Probe, Undo, add_point, chain, store_input_shape
 
 __all__ = ["FAMILY", "COMPONENTS"]
 
@@ -44,14 +44,6 @@ EXPERTS = "vene_expert_output"
 
 def _num_experts(c: Any) -> int:
     return int(c.num_local_experts)
-
-
-def _input_shape(store: dict[str, torch.Size]) -> Any:
-    def pre(module: nn.Module, args: tuple, kwargs: dict) -> None:
-        x = args[0] if args else kwargs["hidden_states"]
-        store["shape"] = x.shape[:-1]
-
-    return pre
 
 
 def _install_router(model: nn.Module, path: str) -> Undo:
@@ -79,7 +71,7 @@ def _install_router(model: nn.Module, path: str) -> Undo:
         top_value = top_value / top_value.sum(dim=-1, keepdim=True)
         return flat, top_value.to(scores.dtype), top_index
 
-    undos.append(block.register_forward_pre_hook(_input_shape(store), with_kwargs=True).remove)
+    undos.append(block.register_forward_pre_hook(store_input_shape(store), with_kwargs=True).remove)
     undos.append(cast(nn.Module, block.gate).register_forward_hook(on_gate).remove)
     return chain(undos)
 
@@ -126,7 +118,7 @@ def _install_experts(model: nn.Module, path: str) -> Undo:
             delta = d if delta is None else delta + d
         return None if delta is None else out + delta.to(out.dtype)
 
-    undos.append(block.register_forward_pre_hook(_input_shape(store), with_kwargs=True).remove)
+    undos.append(block.register_forward_pre_hook(store_input_shape(store), with_kwargs=True).remove)
     undos.append(experts.register_forward_hook(on_experts, with_kwargs=True).remove)
     return chain(undos)
 
