@@ -228,3 +228,12 @@ def test_heads_grid_is_layer_by_head(folder, tmp_path, capsys):
     assert data["dims"] == ["layer", "head"] and data["heads"] == [0, 1, 2, 3]
     assert [len(r) for r in data["scores"]] == [4] * N_LAYERS
     assert "h3" in stdout
+
+
+def test_trace_result_names_its_metric_by_the_target_string(folder):
+    from vene_hf import main_job
+
+    loaded = default_model.load_causal_lm(str(folder))
+    result = main_job.trace(loaded, TRACE_PROMPT, "red", " Paris", samples=1)
+    assert result.metric == "target_prob(' Paris')"
+    assert len(result.tokens) == len(result.coords["position"])

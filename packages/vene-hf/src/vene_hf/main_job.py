@@ -121,7 +121,8 @@ def trace(
         loaded.model, enc.inputs, subject_pos, vp.target_prob(target_id), kind=kind,
         window=window, noise=noise, samples=samples, seed=seed, progress=progress,
     )
-    return result.with_tokens(enc.tokens)
+    # the metric named by its token string, which the engine (given an id) cannot know
+    return attrs.evolve(result.with_tokens(enc.tokens), metric=f"target_prob({target!r})")
 
 
 def patch(
