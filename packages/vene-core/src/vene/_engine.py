@@ -130,10 +130,23 @@ def _repeat_for(x: Tensor, loc: Loc) -> int:
     )
 
 
+def _second_axis(x: Tensor, site: Site, loc: Loc) -> Tensor | None:
+    """For ``pos`` units on a ``BHSD`` site (attention probabilities), the index over the
+    tensor's second axis, as pyvene reads ``pos`` there: whole ``[query, key]`` maps per entry."""
+    if site.layout is not Layout.BHSD or loc.unit is not Unit.POS or loc.whole:
+        return None
+    _check(loc.max_index, x.shape[1], "position (the second axis, heads, of an attention map)", site)
+    idx = loc.on("index", x.device, _repeat_for(x, loc))
+    return idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
+
+
 def gather(x: Tensor, site: Site, loc: Loc) -> Tensor:
     """The units of ``x`` at ``loc`` (for t units and whole locations, the whole view)."""
     if loc.unit is Unit.T or loc.whole:
         return _to_view(x, site, loc.unit) if loc.unit.has_heads else x
+    second = _second_axis(x, site, loc)
+    if second is not None:
+        return x.gather(1, second)
     v = _to_view(x, site, loc.unit)
     idx, shape = _flat_index(loc, v, site, _repeat_for(x, loc))
     flat = v.reshape(v.shape[0], -1, v.shape[-1])
@@ -147,6 +160,9 @@ def scatter(x: Tensor, site: Site, loc: Loc, units: Tensor) -> Tensor:
         if loc.unit.has_heads:
             return _from_view(units, site, loc.unit, x)
         return units
+    second = _second_axis(x, site, loc)
+    if second is not None:
+        return x.scatter(1, second, units.to(x.dtype))
     v = _to_view(x, site, loc.unit)
     idx, _ = _flat_index(loc, v, site, _repeat_for(x, loc))
     flat = v.reshape(v.shape[0], -1, v.shape[-1])
@@ -179,7 +195,9 @@ class Write:
     """Apply ``intervention`` at ``loc``; its source is ``source`` (units, a constant, or None).
 
     For ``t`` units ``source`` is ``[batch, units, ...]``: unit u feeds the call (timestep) that
-    ``loc.index[:, u]`` names. ``active``, if set, picks the location per call (generation).
+    ``loc.index[:, u]`` names. ``active``, if set, picks the location per call (generation), or
+    the location and the source for that call. ``adaptor`` (``as_adaptor=True``) also passes the
+    module's input units as ``args``, pyvene's name for them.
     """
 
     key: str
@@ -190,7 +208,8 @@ class Write:
     kwargs: Mapping[str, Any] = field(factory=dict)
     collect: bool = False
     module_input: bool = False
-    active: Callable[[RunState], Loc | None] | None = None
+    active: Callable[[RunState], Loc | tuple[Loc, Any] | None] | None = None
+    adaptor: bool = False
 
 
 @define(slots=True)
@@ -218,8 +237,36 @@ class RunState:
     calls: dict[int, int] = field(factory=dict)
 
 
+def _one_unit_basis(iv: Intervention, units: Tensor, unit: Unit) -> bool:
+    """A distributed intervention whose basis is one unit wide, given several units
+    (``max_number_of_units=1`` and two positions): it acts on each unit in turn."""
+    embed = iv.embed_dim
+    if not isinstance(embed, int) or isinstance(embed, bool):
+        return False
+    return units.shape[1] > 1 and units.shape[-1] == embed
+
+
+def _per_row(x: Tensor, loc: Loc, source: Any, subspaces: Any) -> tuple[Any, Any]:
+    """Source and subspaces repeated like the locations when the tensor has ``k`` rows per
+    example (beam search, ``num_return_sequences``): rows ``i*k .. i*k + k - 1`` are example i."""
+    if not loc.batch or x.shape[0] == loc.batch:
+        return source, subspaces
+    k = _repeat_for(x, loc)
+    if isinstance(source, Tensor) and source.dim() >= 2 and source.shape[0] == loc.batch:
+        source = source.repeat_interleave(k, dim=0)
+    if isinstance(subspaces, (list, tuple)) and len(subspaces) == loc.batch:
+        subspaces = [row for row in subspaces for _ in range(k)]
+    return source, subspaces
+
+
 def _apply(
-    w: Write, units: Tensor, loc: Loc, state: RunState, module_input: Tensor | None, source: Any
+    w: Write,
+    units: Tensor,
+    loc: Loc,
+    state: RunState,
+    module_input: Tensor | None,
+    source: Any,
+    subspaces: Any = None,
 ) -> Tensor:
     iv = w.intervention
     unit = loc.unit
@@ -228,6 +275,7 @@ def _apply(
         and not iv.keep_last_dim
         and not loc.whole
         and unit is not Unit.T
+        and not _one_unit_basis(iv, units, unit)
     )
     base_in = _flatten_units(units, unit) if distributed else units
     if distributed and isinstance(source, Tensor) and source.shape == units.shape:
@@ -235,17 +283,25 @@ def _apply(
     kwargs = dict(w.kwargs)
     if module_input is not None:
         kwargs["module_input"] = _flatten_units(module_input, unit) if distributed else module_input
+    if w.adaptor:
+        # pyvene's adaptor interventions read the module's input as `args` (on an input site,
+        # the input is the base itself)
+        kwargs["args"] = kwargs.get("module_input", base_in)
     if isinstance(source, Tensor) and source.device != units.device:
         source = source.to(units.device)
-    result = iv(base_in, source, w.subspaces, **kwargs)
+    result = iv(base_in, source, subspaces, **kwargs)
     latent = None
     if isinstance(result, InterventionOutput):
         out, latent = result.output, result.latent
     else:
         out = result
-    if w.collect or latent is not None:
-        target = state.collected if w.collect else state.latents
-        target.setdefault(w.key, []).append(latent if latent is not None else out)
+    if w.collect:
+        # a collection records what the intervention returns (of any width, e.g. an SAE's
+        # latents) and leaves the model's tensor as it was, as in pyvene
+        state.collected.setdefault(w.key, []).append(latent if latent is not None else out)
+        return units
+    if latent is not None:
+        state.latents.setdefault(w.key, []).append(latent)
     if not isinstance(out, Tensor):
         raise VeneError(
             f"intervention {type(iv).__name__} returned {type(out).__name__}; it must return a "
@@ -346,9 +402,11 @@ class _SiteHook:
         state.calls[self.key] = call + 1
         changed = False
         for w in self.writes:
-            loc = w.active(state) if w.active is not None else w.loc
-            if loc is None:
+            got = w.active(state) if w.active is not None else w.loc
+            if got is None:
                 continue
+            loc, source = got if isinstance(got, tuple) else (got, w.source)
+            source, subspaces = _per_row(x, loc, source, w.subspaces)
             if loc.unit is Unit.T and loc.index is not None:
                 # recurrent unit: this call is one timestep; rows whose location names it change
                 t_idx = loc.on("index", x.device, 1)
@@ -357,17 +415,17 @@ class _SiteHook:
                 hit = t_idx == call  # [B, U]
                 for u in range(t_idx.shape[1]):
                     # the source of timestep unit u: a [B, U, ...] tensor, or a constant
-                    src = w.source
+                    src = source
                     if isinstance(src, Tensor) and src.dim() == x.dim() + 1:
                         src = src[:, u]
-                    new = _apply(w, x, loc, state, module_input, src)
+                    new = _apply(w, x, loc, state, module_input, src, subspaces)
                     x = torch.where(hit[:, u].view(-1, *([1] * (x.dim() - 1))), new, x)
                 changed = True
                 continue
             units = gather(x, site, loc)
             mi = gather(module_input, site, loc) if (w.module_input and module_input is not None) else None
-            new_units = _apply(w, units, loc, state, mi, w.source)
-            if not w.collect or new_units is not units:
+            new_units = _apply(w, units, loc, state, mi, source, subspaces)
+            if not w.collect:
                 x = scatter(x, site, loc, new_units)
                 changed = True
         for c in self.captures:

@@ -102,6 +102,10 @@ class Intervention(nn.Module):
 
     type_name: ClassVar[str | None] = None
     trainable: ClassVar[bool] = False
+    needs_source: ClassVar[bool] = True
+    """Whether the intervention is skipped when its group's source is None (and it has no
+    constant). False for constant-source and sourceless interventions and for functions, which
+    are then applied with ``source=None``, as in pyvene (a ROME-style corruption beside a restore)."""
     keep_last_dim: bool = False
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Intervention:
@@ -205,11 +209,20 @@ class TrainableIntervention(Intervention):
 
 
 class ConstantSourceIntervention(Intervention):
-    """Marker: accepts a constant source (``source_representation``) in place of a source run."""
+    """Marker: accepts a constant source (``source_representation``) in place of a source run.
+
+    A subclass is applied even when its group's source is None (with ``source=None``), as pyvene
+    applies its constant-source interventions; vene's interchange, addition and subtraction set
+    ``needs_source`` back to True, since they need a source or a constant.
+    """
+
+    needs_source: ClassVar[bool] = False
 
 
 class SourcelessIntervention(Intervention):
     """Marker: needs no source at all (ablations, collection, noise)."""
+
+    needs_source: ClassVar[bool] = False
 
 
 def _combine(
@@ -243,6 +256,8 @@ class VanillaIntervention(
 ):
     """Interchange: the selected features of the base are replaced by the source's."""
 
+    needs_source: ClassVar[bool] = True
+
     def forward(self, base, source=None, subspaces=None, **kwargs):
         return _combine(base, _need(source, "VanillaIntervention"), subspaces, self.interchange_dim)
 
@@ -251,6 +266,8 @@ class AdditionIntervention(
     ConstantSourceIntervention, LocalistRepresentationIntervention, BasisAgnosticIntervention
 ):
     """Steering: ``base + source`` on the selected features."""
+
+    needs_source: ClassVar[bool] = True
 
     def forward(self, base, source=None, subspaces=None, **kwargs):
         source = _need(source, "AdditionIntervention")
@@ -261,6 +278,8 @@ class SubtractionIntervention(
     ConstantSourceIntervention, LocalistRepresentationIntervention, BasisAgnosticIntervention
 ):
     """``base - source`` on the selected features."""
+
+    needs_source: ClassVar[bool] = True
 
     def forward(self, base, source=None, subspaces=None, **kwargs):
         source = _need(source, "SubtractionIntervention")
@@ -336,7 +355,12 @@ class SkipIntervention(SourcelessIntervention, BasisAgnosticIntervention):
 
 
 class LambdaIntervention(Intervention):
-    """Wraps a plain function ``f(base, source)`` or ``f(base, source, subspaces)``."""
+    """Wraps a plain function ``f(base, source)`` or ``f(base, source, subspaces)``.
+
+    Like pyvene's, a function is called with ``source=None`` when its group's source is None.
+    """
+
+    needs_source: ClassVar[bool] = False
 
     def __init__(self, function: Callable[..., Any] | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -7,7 +7,7 @@ records). Nothing read here is remembered for a later call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -179,11 +179,17 @@ def normalize_subspaces(
     n: int,
     batch: int,
     partitions: Sequence[Sequence[tuple[int, int]] | None],
-) -> list[list[list[int]] | None]:
-    """``subspaces`` -> per intervention, per example, a list of feature indices (or None)."""
+) -> list[Any]:
+    """``subspaces`` -> per intervention, per example, a list of feature indices (or None).
+
+    A dict (for all interventions, or as one intervention's entry) is passed to the intervention
+    unchanged, for interventions that read their own kind of subspace (as pyvene allows).
+    """
     value = _as_list(value)
     if value is None:
         per = [None] * n
+    elif isinstance(value, Mapping):
+        per = [value] * n
     elif _is_int(value) or _flat_ints(value):
         per = [value] * n
     elif isinstance(value, (list, tuple)):
@@ -195,11 +201,11 @@ def normalize_subspaces(
         per = list(value)
     else:
         raise SubspaceError(f"cannot read subspaces {value!r}.")
-    out: list[list[list[int]] | None] = []
+    out: list[Any] = []
     for i, entry in enumerate(per):
         entry = _as_list(entry)
-        if entry is None:
-            out.append(None)
+        if entry is None or isinstance(entry, Mapping):
+            out.append(entry)
             continue
         if _is_int(entry):
             rows = [[entry]] * batch

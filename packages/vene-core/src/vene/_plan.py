@@ -49,7 +49,7 @@ class CallPlan:
     batch: int
     sources: list[Any] | None
     locations: list[tuple[Loc, Loc]]  # (source location, base location)
-    subspaces: list[list[list[int]] | None]
+    subspaces: list[Any]  # per slot: per-example index lists, None, or a dict passed through
     constants: list[Any]
     kinds: list[SourceKind]
     additional: Mapping[str, Any]
@@ -214,5 +214,6 @@ def _source_kind(iv: Intervention, constant: Any, sources: list[Any] | None, gro
     if isinstance(iv, SourcelessIntervention) or sources is None:
         return "none"
     if sources[group] is None:
-        return "skip"
+        # pyvene applies constant-source interventions (and functions) without a source
+        return "skip" if getattr(iv, "needs_source", True) else "none"
     return "run"

@@ -58,6 +58,7 @@ def base_writes(
             kwargs=plan.additional,
             collect=isinstance(iv, CollectIntervention),
             module_input=bool(getattr(iv, "needs_module_input", False) or as_adaptor),
+            adaptor=as_adaptor,
         )
 
     def source_of(s: Slot) -> Any:
