@@ -54,7 +54,12 @@ def generate(
     - ``intervene_on_steps``: generated tokens, numbered from 1: step ``k`` is the k-th
       generated token, read at position ``prompt_len + k - 1`` by the next forward call (the
       last generated token is never read). ``"all"``, an int, or an iterable of ints. Without
-      the prompt and without locations, the default is every generated token (as pyvene).
+      the prompt, the default is every generated token (as pyvene), also with
+      ``unit_locations``: then each step's one new token is position 0 (pyvene's reading),
+      and head units keep their heads.
+    - a source read with ``unit_locations=None`` pairs base position ``p`` with source
+      position ``p``: it covers the prompt and, by default, the generated tokens whose
+      position the source has; a chosen step beyond the source is an error.
 
     Positions once intervened stay intervened when a call recomputes them
     (``use_cache=False``), so generating with and without the KV cache gives the same tokens.
@@ -79,6 +84,7 @@ def generate(
         raise ConfigError("unit 't' (recurrent timesteps) cannot be used with generate().")
     whole = unit_locations is None
     steps = _generation_steps(intervene_on_steps, intervene_on_prompt, whole)
+    explicit = intervene_on_steps is not None
     generate: Callable[..., Any] = getattr(im.model, "generate")  # noqa: B009 -- nn.Module types attributes as tensors
     original = generate(**base, **generate_kwargs) if output_original_output else None
     state = RunState()
@@ -90,16 +96,20 @@ def generate(
     active: dict[int, list[Write]] = {}
     for i, w in writes.items():
         mine = active.setdefault(i, [])
+        fed = isinstance(w.source, Tensor) and call.kinds[i] == "run"
+        if whole and fed and w.loc.unit is Unit.POS and w.source.dim() >= 3:
+            mine.append(evolve(w, active=_source_active(w, intervene_on_prompt, steps, explicit)))
+            continue
         if intervene_on_prompt and whole and steps == "all":
             mine.append(w)  # no `active`: the whole tensor of every call
             continue
-        flattens = isinstance(w.intervention, DistributedRepresentationIntervention) and not (
-            w.intervention.keep_last_dim
-        )
+        flattens = _flattens(w.intervention, im._slots[i].site.unit_dim(w.loc.unit))
+        if not whole and not intervene_on_prompt and not explicit:
+            _check_step_locations(w.loc)
         if intervene_on_prompt:
             mine.append(evolve(w, active=_prompt_active(w.loc, whole, flattens)))
         if steps:
-            mine.append(evolve(w, active=_generated_active(steps, w.loc.unit, batch, flattens)))
+            mine.append(evolve(w, active=_generated_active(steps, w.loc, batch, flattens)))
     with run_hooks(im.model, site_plan(im._slots, active), state, _generation_clock):
         generated = generate(**base, **generate_kwargs)
     return call_result(im._slots, im.interventions, original, generated, state, None)
@@ -110,14 +120,7 @@ def _generation_steps(steps: Any, on_prompt: bool, whole: bool) -> Any:
     if steps is None:
         if on_prompt:
             return "all" if whole else frozenset()
-        if not whole:
-            raise ConfigError(
-                "unit_locations name prompt positions, but intervene_on_prompt is False, so nothing "
-                "would be intervened: pass intervene_on_prompt=True to intervene the prompt there, "
-                "intervene_on_steps=... to choose generated tokens, or unit_locations=None to "
-                "intervene every generated token."
-            )
-        return "all"
+        return "all"  # as pyvene: every call after the prompt, with or without locations
     if isinstance(steps, str):
         if steps != "all":
             raise ConfigError(
@@ -140,6 +143,86 @@ def _generation_steps(steps: Any, on_prompt: bool, whole: bool) -> Any:
             "the k-th generated token); use intervene_on_prompt=True for the prompt."
         )
     return chosen
+
+
+def _flattens(iv: Any, width: int | None) -> bool:
+    """Whether the engine concatenates the units for this intervention (see ``_engine``)."""
+    if not isinstance(iv, DistributedRepresentationIntervention) or iv.keep_last_dim:
+        return False
+    return not (width is not None and iv.embed_dim == width)
+
+
+def _check_step_locations(loc: Loc) -> None:
+    """pyvene's reading of locations on generated tokens: each call after the prompt feeds one
+    new token, position 0 of that call, so position 0 is the only one there is."""
+    if loc.index is None or loc.max_index <= 0:
+        return
+    raise ConfigError(
+        f"unit_locations name position {loc.max_index}, but without intervene_on_prompt the "
+        "interventions act on generated tokens, and each generation step feeds one new token: "
+        "position 0 of that step (as in pyvene). Give position 0 to intervene every generated "
+        "token, pass intervene_on_prompt=True to intervene the prompt at these positions, or "
+        "intervene_on_steps=... to choose generated tokens."
+    )
+
+
+def _source_active(
+    w: Write, on_prompt: bool, steps: Any, explicit: bool
+) -> Callable[[RunState], tuple[Loc, Any] | Loc | None]:
+    """A whole-tensor source, read position by position: base position p takes source position
+    p, in the prompt (with ``on_prompt``) and at the generated tokens chosen, or by default
+    at the generated tokens whose position the source has."""
+    source: Tensor = w.source
+    length = source.shape[1]
+    made: dict[tuple[int, ...], tuple[Loc, Tensor]] = {}
+
+    def active(state: RunState) -> tuple[Loc, Any] | Loc | None:
+        if state.step < 0:  # a call before generate's first forward (an encoder): all of it
+            return w.loc, source
+        p = state.prompt_len
+        if state.step == 0 and not on_prompt and not explicit and length <= p:
+            raise ConfigError(_source_error(length, p, "nothing would be intervened: the source "
+                                            "covers only prompt positions and "
+                                            "intervene_on_prompt is False"))
+        wanted: list[int] = []
+        if on_prompt and state.start == 0:
+            if length < p:
+                raise ConfigError(_source_error(length, p, f"the prompt has {p} positions"))
+            wanted.extend(range(p))
+        if state.step >= 1:
+            first = max(1, state.start - p + 1)
+            for k in range(first, state.step + 1):
+                position = p + k - 1
+                if explicit:
+                    if steps != "all" and k not in steps:
+                        continue
+                    if position >= length:
+                        raise ConfigError(_source_error(
+                            length, p, f"generated step {k} sits at position {position}"
+                        ))
+                elif position >= length:
+                    continue
+                wanted.append(position)
+        if not wanted:
+            return None
+        key = (state.start, *wanted)
+        if key not in made:
+            rel = _positions([q - state.start for q in wanted], w.loc.unit, w.loc.batch)
+            index = torch.tensor(wanted, device=source.device)
+            made[key] = (rel, source.index_select(1, index))
+        return made[key]
+
+    return active
+
+
+def _source_error(length: int, prompt: int, what: str) -> str:
+    return (
+        f"{what}, but the source has {length} positions: with unit_locations=None a source is "
+        "read position by position (base position p from source position p). Intervene the "
+        f"prompt with a source of at least {prompt} positions (intervene_on_prompt=True), or "
+        "name the source positions to write into every generated token: "
+        "unit_locations={'sources->base': (source_positions, 0)}."
+    )
 
 
 def _input_length(args: tuple, kwargs: dict) -> int | None:
@@ -201,9 +284,10 @@ def _prompt_active(loc: Loc, whole: bool, flattens: bool) -> Callable[[RunState]
 
 
 def _generated_active(
-    steps: Any, unit: Unit, batch: int, flattens: bool
+    steps: Any, loc: Loc, batch: int, flattens: bool
 ) -> Callable[[RunState], Loc | None]:
-    """The positions of the chosen generated tokens that a call reads, or None."""
+    """The positions of the chosen generated tokens that a call reads, or None (head units keep
+    the heads ``loc`` names)."""
     made: dict[tuple[int, ...], Loc] = {}
 
     def active(state: RunState) -> Loc | None:
@@ -219,7 +303,7 @@ def _generated_active(
         if flattens and len(positions) > 1:
             raise ConfigError(_NO_CACHE_DISTRIBUTED)
         if positions not in made:  # with the cache every step reuses one location
-            made[positions] = _positions(positions, unit, batch)
+            made[positions] = _positions(positions, loc.unit, batch, loc)
         return made[positions]
 
     return active
@@ -232,13 +316,17 @@ _NO_CACHE_DISTRIBUTED = (
 )
 
 
-def _positions(positions: Any, unit: Unit, batch: int) -> Loc:
-    """The same positions in every example of the batch."""
+def _positions(positions: Any, unit: Unit, batch: int, heads: Loc | None = None) -> Loc:
+    """The same positions in every example of the batch (for head units, at the heads that
+    ``heads`` names)."""
     pos = list(positions)
-    if unit.has_heads:
-        raise ConfigError(
-            "head units (h, h.pos) in generate() need intervene_on_prompt=True with explicit "
-            "unit_locations; generated tokens are intervened per position, with unit 'pos'."
-        )
     t = torch.tensor([pos] * batch, dtype=torch.long)
+    if unit.has_heads:
+        if heads is None or heads.heads is None:
+            raise ConfigError(
+                "head units (h, h.pos) on generated tokens need the heads: give them in "
+                "unit_locations (with position 0 for h.pos: each step's new token)."
+            )
+        return Loc(unit=Unit.H_POS, index=t, heads=heads.heads, max_index=max(pos),
+                   max_head=heads.max_head, batch=batch)
     return Loc(unit=unit, index=t, max_index=max(pos), batch=batch)

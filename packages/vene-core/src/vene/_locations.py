@@ -186,6 +186,7 @@ def normalize_subspaces(
     unchanged, for interventions that read their own kind of subspace (as pyvene allows).
     """
     value = _as_list(value)
+    per: list[Any]
     if value is None:
         per = [None] * n
     elif isinstance(value, Mapping):
