@@ -121,7 +121,7 @@ class RayExecutor:
             max_restarts=self.max_restarts, max_task_retries=self.max_task_retries,
         )(SweepWorker)
         factory_ref = ray.put(model_factory)  # held until the run ends: restarts read it again
-        actors = [actor_cls.remote([factory_ref]) for _ in range(self._pool_size(ray, len(tasks)))]
+        actors: list[Any] = [actor_cls.remote([factory_ref]) for _ in range(self._pool_size(ray, len(tasks)))]
         queue = list(reversed(tasks))
         pending: dict[Any, tuple[Any, SweepTask]] = {}
 

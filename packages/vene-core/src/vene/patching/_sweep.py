@@ -93,7 +93,7 @@ def run_task(model: nn.Module, task: SweepTask, registry: Any = None) -> Patchin
     """Run one task on a built model (what every executor calls, wherever it runs)."""
     from ._api import activation_patching, causal_tracing
 
-    fn = {"activation_patching": activation_patching, "causal_tracing": causal_tracing}[task.method]
+    fn: Callable[..., PatchingResult] = activation_patching if task.method == "activation_patching" else causal_tracing
     with torch.no_grad():
         return fn(model, registry=registry, **task.kwargs)
 
