@@ -44,7 +44,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 
 # local packages a package's tests use besides itself (vene-viz draws vene-train's masks)
-TEST_COMPANIONS = {"vene-viz": ["vene-train"]}
+TEST_COMPANIONS = {"vene-viz": ["vene-train"], "vene-ray": ["vene-hf"]}  # vene-ray's tests sweep a GPT-2, resolved by vene-hf
 
 
 def _install(session: nox.Session, *packages: str) -> None:

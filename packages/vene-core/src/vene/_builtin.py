@@ -69,3 +69,13 @@ def resolve_dotted_path(model: nn.Module, representation: RepresentationConfig) 
     path, side = parsed
     module = get_module(model, path)
     return Site(module=path, side=side, dim=_infer_dim(module, side.value))
+
+
+@hookimpl(trylast=True)
+def vene_sweep_executor(name: str, options: Any) -> Any:
+    """Core's ``"local"`` executor: the tasks of a sweep run one after another in this process."""
+    if name != "local":
+        return None
+    from .patching import LocalExecutor
+
+    return LocalExecutor()

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ._interventions import Intervention
     from ._sites import Site
     from .artifacts import ArtifactStore
-    from .patching import Runner
+    from .patching import Runner, SweepExecutor
 
 __all__ = [
     "PROJECT",
@@ -39,6 +39,7 @@ __all__ = [
     "vene_cli_commands",
     "vene_public_names",
     "vene_patching_runner",
+    "vene_sweep_executor",
 ]
 
 PROJECT = "vene"
@@ -129,4 +130,15 @@ def vene_patching_runner(model: nn.Module) -> Runner | None:
     :class:`~vene.patching.Runner` (full runs, no prefix reuse) when none is. A runner may reuse
     the unpatched prefix's state (``supports_prefix``/``prefill``/``run_suffix``) and compute the
     logits only at the positions the metric reads; results must not depend on it.
+    """
+
+
+@hookspec(firstresult=True)
+def vene_sweep_executor(name: str, options: Mapping[str, Any]) -> SweepExecutor | None:
+    """Return a :class:`vene.patching.SweepExecutor` for ``vene.patching.sweep(..., executor=name)``.
+
+    Return None when ``name`` is not yours; the first executor returned is used. ``options`` are
+    the ``executor_options`` the user passed (worker count, cluster address...). An executor runs
+    sweep tasks with :func:`vene.patching.run_task` wherever it likes and must give the same
+    results as core's ``"local"`` executor, which runs them in the calling process.
     """

@@ -13,6 +13,7 @@ from ._executor import Patch, Perturbation
 from ._metrics import kl_divergence, logit_diff, target_prob
 from ._result import PatchingResult
 from ._runner import Runner, logits_of
+from ._sweep import LocalExecutor, SweepExecutor, SweepTask, run_task, sweep
 
 __all__ = [
     "activation_patching",
@@ -28,4 +29,9 @@ __all__ = [
     "Patch",
     "Perturbation",
     "logits_of",
+    "sweep",
+    "run_task",
+    "SweepTask",
+    "SweepExecutor",
+    "LocalExecutor",
 ]
