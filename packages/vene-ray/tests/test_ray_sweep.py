@@ -21,10 +21,9 @@ from attrs import frozen
 ray = pytest.importorskip("ray")
 transformers = pytest.importorskip("transformers")
 
-import vene_ray.plugin  # noqa: E402
-
 import vene  # noqa: E402 -- after the skips: this module needs ray and transformers
 import vene.patching as vp  # noqa: E402
+import vene_ray.plugin  # noqa: E402
 from vene.plugins import Registry  # noqa: E402
 
 # the workers unpickle this module's factory and metrics by value: the tests directory is not
