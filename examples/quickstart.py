@@ -6,4 +6,5 @@ Run: python examples/quickstart.py  (the same job as `vene quickstart`).
 from vene._quickstart import main
 
 if __name__ == "__main__":
-    main()
+    for line in main():
+        print(line)

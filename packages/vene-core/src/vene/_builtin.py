@@ -1,16 +1,15 @@
 """Core's built-in plugin: static interventions and the dotted-path resolver.
 
 Registered under the name ``"core"`` through the same plugin manager as any third-party plugin.
+Importing it imports no torch (each hook imports what it needs when called), so that the ``vene``
+command can register every plugin and list its subcommands quickly.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._compat_mapping import resolve_from_pyvene_tables  # noqa: F401 -- registered with the built-ins
 from ._errors import SiteResolutionError, nearest
-from ._interventions import STATIC_INTERVENTIONS
-from ._sites import Site, get_module, parse_dotted_component
 from .hookspecs import hookimpl
 from .plugins import resolver_hint
 
@@ -18,16 +17,35 @@ if TYPE_CHECKING:
     from torch import nn
 
     from ._config import RepresentationConfig
+    from ._sites import Site
 
 
 @hookimpl
 def vene_intervention_types() -> Any:
+    from ._interventions import STATIC_INTERVENTIONS
+
     return STATIC_INTERVENTIONS
+
+
+@hookimpl
+def vene_site_families() -> list[str]:
+    """vene's reference models, any module by dotted path, and pyvene's type_to_module_mapping."""
+    return ["mlp", "gru", "dotted module paths", "type_to_module_mapping entries"]
+
+
+@hookimpl(specname="vene_resolve_site", tryfirst=True)
+def resolve_pyvene_table_entry(model: nn.Module, representation: RepresentationConfig) -> Site | None:
+    """An entry the user added to pyvene's ``type_to_module_mapping`` wins over every resolver."""
+    from ._compat_mapping import resolve_from_pyvene_tables
+
+    return resolve_from_pyvene_tables(model, representation)
 
 
 @hookimpl(specname="vene_resolve_site")
 def resolve_reference_model(model: nn.Module, representation: RepresentationConfig) -> Site | None:
     """Core's own models first (they carry their table), then dotted paths."""
+    from ._sites import parse_dotted_component
+
     table = getattr(type(model), "vene_components", None)
     if table is not None and parse_dotted_component(representation.component) is None:
         resolve = type(model).vene_resolve  # type: ignore[attr-defined]  # set on vene's own models
@@ -51,6 +69,8 @@ def _infer_dim(module: nn.Module, side: str) -> int | None:
 
 @hookimpl(trylast=True, specname="vene_resolve_site")
 def resolve_dotted_path(model: nn.Module, representation: RepresentationConfig) -> Site | None:
+    from ._sites import Site, get_module, parse_dotted_component
+
     parsed = parse_dotted_component(representation.component)
     if parsed is None:
         comps = getattr(type(model), "vene_components", None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 
 from ._interventions import CollectIntervention, VanillaIntervention
@@ -10,8 +12,10 @@ from ._models import MLPConfig, create_mlp_classifier
 
 
 @torch.no_grad()
-def main(seed: int = 0) -> dict[str, float]:
-    """Train nothing, download nothing: build an MLP, patch one hidden state, report what moved."""
+def main(seed: int = 0) -> Iterator[str]:
+    """Train nothing, download nothing: build an MLP, patch one hidden state, report what moved.
+
+    Yields the report's lines; the caller (``vene quickstart``) prints them."""
     torch.manual_seed(seed)
     _, _, mlp = create_mlp_classifier(MLPConfig(input_dim=6, h_dim=16, n_layer=2, num_classes=3))
     base = {"inputs_embeds": torch.randn(4, 6)}
@@ -24,24 +28,23 @@ def main(seed: int = 0) -> dict[str, float]:
     )
     _, patched = patch(base, [source], unit_locations={"sources->base": 0})
     patched = patched["logits"]
-    print("interchange at layer 1 block_output (base <- source):")
+    yield ("interchange at layer 1 block_output (base <- source):")
     for i in range(4):
-        print(
+        yield (
             f"  example {i}: base logits {_fmt(plain_base[i])} -> patched {_fmt(patched[i])}"
             f" (source {_fmt(plain_source[i])})"
         )
     same = torch.allclose(patched, plain_source, atol=1e-6)
-    print(f"  patched output equals the source's: {same} (the last hidden layer was replaced)")
+    yield (f"  patched output equals the source's: {same} (the last hidden layer was replaced)")
 
     collect = IntervenableModel(
         [{"layer": i, "component": "block_output", "intervention_type": CollectIntervention} for i in range(2)],
         mlp,
     )
     (_, activations), _ = collect(base, unit_locations={"base": 0})
-    print("collected activations:")
+    yield ("collected activations:")
     for i, a in enumerate(activations):
-        print(f"  layer {i} block_output: shape {tuple(a.shape)}, mean |h| {a.abs().mean():.4f}")
-    return {"max_change": float((patched - plain_base).abs().max())}
+        yield (f"  layer {i} block_output: shape {tuple(a.shape)}, mean |h| {a.abs().mean():.4f}")
 
 
 def _fmt(t: torch.Tensor) -> str:

@@ -36,6 +36,7 @@ __all__ = [
     "vene_trainers",
     "vene_visualizers",
     "vene_artifact_store",
+    "vene_site_families",
     "vene_cli_commands",
     "vene_public_names",
     "vene_patching_runner",
@@ -106,6 +107,15 @@ def vene_artifact_store(location: str, options: Mapping[str, Any]) -> ArtifactSt
     Return None when the location is not yours; the first store returned is used. ``options``
     holds the keyword arguments the user passed to ``save``/``load`` (``revision``, ``token``...).
     Local directories never reach this hook.
+    """
+
+
+@hookspec
+def vene_site_families() -> Sequence[str]:
+    """Return the model families (e.g. ``"gpt2"``, ``"llama"``) this plugin's site resolver knows.
+
+    Only read by ``vene plugins`` to say what each resolver supports; resolution itself asks
+    ``vene_resolve_site``. Keep it cheap: return names, do not import the models.
     """
 
 

@@ -358,7 +358,10 @@ class Registry:
             if "vene_public_names" in hooks:
                 names = getattr(plugin, "vene_public_names")()  # noqa: B009 -- plugins are untyped objects
                 provides["public names"] = sorted(names or ())
-            if "vene_resolve_site" in hooks:
+            if "vene_site_families" in hooks:
+                families = getattr(plugin, "vene_site_families")()  # noqa: B009 -- plugins are untyped objects
+                provides["site families"] = sorted(families or ())
+            elif "vene_resolve_site" in hooks:
                 provides["site resolvers"] = ["vene_resolve_site"]
             if "vene_artifact_store" in hooks:
                 provides["artifact stores"] = ["vene_artifact_store"]

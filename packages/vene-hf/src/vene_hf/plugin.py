@@ -23,6 +23,13 @@ def vene_resolve_site(model: nn.Module, representation: vene.RepresentationConfi
 
 
 @hookimpl
+def vene_site_families() -> Sequence[str]:
+    from .architectures import FAMILIES
+
+    return sorted(FAMILIES)
+
+
+@hookimpl
 def vene_artifact_store(location: str, options: Mapping[str, Any]) -> Any:
     from .hub import open_store
 

@@ -264,7 +264,7 @@ class CausalModel:
         """Print each variable with its parents, by timestep (a text view of the graph)."""
         for v in self.variables:
             ps = ", ".join(self.parents[v]) or "input"
-            print(f"t={self.timesteps[v]}  {v} <- {ps}")
+            print(f"t={self.timesteps[v]}  {v} <- {ps}")  # noqa: T201 - printing is this method's job (pyvene API)
 
     # ------------------------------------------------------------------------------------------
     # running

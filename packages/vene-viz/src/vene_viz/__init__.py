@@ -24,21 +24,48 @@ trainer returns. Matplotlib figures are drawn on the Agg canvas without pyplot, 
 ever opens.
 """
 
-from ._base import Visualizer
-from ._curves import TrainingCurves
-from ._errors import (
-    DataShapeError,
-    DataTypeError,
-    DataValueError,
-    LabelMismatchError,
-    MissingMetricError,
-    VisualizationError,
-)
-from ._grids import AttentionMap, HeadMap, PatchingHeatmap
-from ._mask import DasMask, MaskReading, read_mask
-from ._notebook import interactive, repr_html
-from ._report import HtmlReport
-from ._version import __version__
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # loaded on first use (PEP 562): registering the plugin imports no numpy
+    from ._base import Visualizer
+    from ._curves import TrainingCurves
+    from ._errors import (
+        DataShapeError,
+        DataTypeError,
+        DataValueError,
+        LabelMismatchError,
+        MissingMetricError,
+        VisualizationError,
+    )
+    from ._grids import AttentionMap, HeadMap, PatchingHeatmap
+    from ._mask import DasMask, MaskReading, read_mask
+    from ._notebook import interactive, repr_html
+    from ._report import HtmlReport
+    from ._version import __version__
+
+_LAZY: dict[str, str] = {
+    "Visualizer": "vene_viz._base",
+    "TrainingCurves": "vene_viz._curves",
+    "DataShapeError": "vene_viz._errors",
+    "DataTypeError": "vene_viz._errors",
+    "DataValueError": "vene_viz._errors",
+    "LabelMismatchError": "vene_viz._errors",
+    "MissingMetricError": "vene_viz._errors",
+    "VisualizationError": "vene_viz._errors",
+    "AttentionMap": "vene_viz._grids",
+    "HeadMap": "vene_viz._grids",
+    "PatchingHeatmap": "vene_viz._grids",
+    "DasMask": "vene_viz._mask",
+    "MaskReading": "vene_viz._mask",
+    "read_mask": "vene_viz._mask",
+    "interactive": "vene_viz._notebook",
+    "repr_html": "vene_viz._notebook",
+    "HtmlReport": "vene_viz._report",
+    "__version__": "vene_viz._version",
+}
 
 __all__ = [
     "__version__",
@@ -60,3 +87,16 @@ __all__ = [
     "DataValueError",
     "MissingMetricError",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vene_viz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
