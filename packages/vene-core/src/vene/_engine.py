@@ -130,23 +130,10 @@ def _repeat_for(x: Tensor, loc: Loc) -> int:
     )
 
 
-def _second_axis(x: Tensor, site: Site, loc: Loc) -> Tensor | None:
-    """For ``pos`` units on a ``BHSD`` site (attention probabilities), the index over the
-    tensor's second axis, as pyvene reads ``pos`` there: whole ``[query, key]`` maps per entry."""
-    if site.layout is not Layout.BHSD or loc.unit is not Unit.POS or loc.whole:
-        return None
-    _check(loc.max_index, x.shape[1], "position (the second axis, heads, of an attention map)", site)
-    idx = loc.on("index", x.device, _repeat_for(x, loc))
-    return idx.view(*idx.shape, *([1] * (x.dim() - 2))).expand(-1, -1, *x.shape[2:])
-
-
 def gather(x: Tensor, site: Site, loc: Loc) -> Tensor:
     """The units of ``x`` at ``loc`` (for t units and whole locations, the whole view)."""
     if loc.unit is Unit.T or loc.whole:
         return _to_view(x, site, loc.unit) if loc.unit.has_heads else x
-    second = _second_axis(x, site, loc)
-    if second is not None:
-        return x.gather(1, second)
     v = _to_view(x, site, loc.unit)
     idx, shape = _flat_index(loc, v, site, _repeat_for(x, loc))
     flat = v.reshape(v.shape[0], -1, v.shape[-1])
@@ -160,9 +147,6 @@ def scatter(x: Tensor, site: Site, loc: Loc, units: Tensor) -> Tensor:
         if loc.unit.has_heads:
             return _from_view(units, site, loc.unit, x)
         return units
-    second = _second_axis(x, site, loc)
-    if second is not None:
-        return x.scatter(1, second, units.to(x.dtype))
     v = _to_view(x, site, loc.unit)
     idx, _ = _flat_index(loc, v, site, _repeat_for(x, loc))
     flat = v.reshape(v.shape[0], -1, v.shape[-1])
