@@ -15,7 +15,9 @@ import subprocess
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-PACKAGES = {"vene-core": "vene", "vene-hf": "vene_hf", "vene-train": "vene_train", "vene-viz": "vene_viz"}
+PACKAGES = {
+    "vene-core": "vene", "vene-hf": "vene_hf", "vene-train": "vene_train", "vene-viz": "vene_viz", "vene-ray": "vene_ray",
+}
 
 
 def _tree(tmp: pathlib.Path) -> list[pathlib.Path]:
