@@ -421,3 +421,26 @@ def test_to_pandas_without_pandas_says_how_to_install(model, pair, registry, mon
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(pv.ConfigError, match="pip install pandas"):
         res.to_pandas()
+
+
+# --- sweeps: the bad inputs a user sends first -------------------------------------------------
+
+
+def test_sweep_refuses_a_live_model_unknown_executor_and_bad_groups():
+    import pytest
+    import torch
+
+    import vene.patching as vp
+    from vene import ConfigError, MissingPluginError
+
+    pairs = [({"input_ids": torch.tensor([[1, 2]])}, {"input_ids": torch.tensor([[1, 3]])})]
+    with pytest.raises(ConfigError, match="model_factory must be a function"):
+        vp.sweep(pairs, torch.nn.Linear(2, 2), vp.target_prob(1))
+    with pytest.raises(MissingPluginError, match="no sweep executor named 'nope'"):
+        vp.sweep(pairs, lambda: torch.nn.Linear(2, 2), vp.target_prob(1), executor="nope")
+    with pytest.raises(ConfigError, match="layers_per_task needs the layers"):
+        vp.sweep(pairs, lambda: torch.nn.Linear(2, 2), vp.target_prob(1), layers_per_task=2)
+    with pytest.raises(ConfigError, match="dataset is empty"):
+        vp.sweep([], lambda: torch.nn.Linear(2, 2), vp.target_prob(1))
+    with pytest.raises(ConfigError, match="unknown sweep method"):
+        vp.sweep(pairs, lambda: torch.nn.Linear(2, 2), vp.target_prob(1), method="nope")
