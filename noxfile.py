@@ -9,9 +9,10 @@ first, so that nothing pulls a multi-GB CUDA build.
     nox -s hf_family         # vene-hf's per-family tests, one session per family
     nox -s hf_family_tf4     # the same on the newest transformers 4.x
     nox -s hf_tf4            # vene-hf's whole suite once on transformers 4.x (in the default run)
-    nox -s typecheck         # mypy on all four packages
+    nox -s typecheck         # mypy on every package
     nox -s parity            # pyvene 0.1.8 as the oracle: API surface and behaviour corpus (not in the default run yet)
     nox -s bench             # benchmarks/patching.py against TransformerLens and pyvene (not by default)
+    nox -s bench_ray         # benchmarks/scale_out.py: Ray sweeps, 1 vs 2 workers (not by default)
 """
 
 from __future__ import annotations
@@ -170,3 +171,10 @@ def bench(session: nox.Session) -> None:
     session.install("transformers>=4.45,<5", "pyvene==0.1.8", "transformer-lens>=2.10,<3", "pyarrow<20", "pandas", "tqdm")  # pyarrow 20+ needs numpy 2, which transformer-lens 2.x caps
     session.install("-e", str(ROOT / "packages" / "vene-core"), "-e", str(ROOT / "packages" / "vene-hf"))
     session.run("python", str(ROOT / "benchmarks" / "patching.py"), *session.posargs)
+
+
+@nox.session
+def bench_ray(session: nox.Session) -> None:
+    """benchmarks/scale_out.py: Ray sweeps on 1 and 2 workers, and the projection to N machines (not by default)."""
+    _install(session, "vene-hf", "vene-ray")
+    session.run("python", str(ROOT / "benchmarks" / "scale_out.py"), *session.posargs)
