@@ -128,3 +128,54 @@ def test_missing_source_is_explained(tiny, ids, registry):
 def test_plugin_name_without_the_plugin(registry):
     with pytest.raises(pv.MissingPluginError, match="pip install vene-train"):
         registry.intervention_type("RotatedSpaceIntervention")
+
+
+# --- every config field is checked when the record is built -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"layer": "3"}, r"layer must be an int .* use layer=3"),
+        ({"layer": 1.5}, r"layer must be an int"),
+        ({"max_number_of_units": 0}, r"max_number_of_units must be a positive int"),
+        ({"low_rank_dimension": -2}, r"low_rank_dimension must be a positive int"),
+        ({"latent_dim": "8"}, r"latent_dim must be a positive int"),
+        ({"group_key": [0]}, r"group_key must be hashable"),
+        ({"intervention_link_key": {"a": 1}}, r"intervention_link_key must be hashable"),
+        ({"intervention_type": 3}, r"intervention_type must be an Intervention subclass"),
+        ({"intervention_type": pv.ZeroIntervention()}, r"pass the instance as intervention="),
+        ({"intervention": pv.ZeroIntervention}, r"got the class ZeroIntervention; pass intervention=ZeroIntervention\(\)"),
+        ({"intervention": torch.nn.Linear(2, 2)}, r"must be a vene Intervention instance or a function"),
+        ({"intervention": 5}, r"must be a vene Intervention instance or a function"),
+        ({"component": 7}, r"component must be a string.*'block_output'"),
+    ],
+)
+def test_a_bad_field_is_named_with_the_fix(fields, match):
+    with pytest.raises(pv.ConfigError, match=match):
+        pv.RepresentationConfig(**fields)
+    with pytest.raises(pv.ConfigError, match=match):  # the dict form, as pyvene users write it
+        pv.IntervenableConfig(representations=[{"layer": 0, **fields}])
+
+
+def test_integer_kinds_are_layers():
+    # np.arange and tensor indices are integers too: a loop over them builds configs
+    import numpy as np
+
+    assert pv.RepresentationConfig(layer=np.int64(2)).layer == 2
+    assert type(pv.RepresentationConfig(layer=torch.tensor(1)).layer) is int
+    with pytest.raises(pv.ConfigError, match="layer must be an int"):
+        pv.RepresentationConfig(layer=True)
+
+
+def test_unknown_keyword_and_too_many_positionals():
+    with pytest.raises(pv.ConfigError, match="unknown representation field 'componet'.*component"):
+        pv.RepresentationConfig(componet="block_output")
+    with pytest.raises(pv.ConfigError, match="at most 14 fields"):
+        pv.RepresentationConfig(*range(15))
+    with pytest.raises(pv.ConfigError, match="unknown arguments.*representation"):
+        pv.IntervenableConfig(representation=[{}])
+    with pytest.raises(pv.ConfigError, match=r"intervention_types\[1\]"):
+        pv.IntervenableConfig(representations=[{}, {}], intervention_types=[pv.ZeroIntervention, 4])
+    with pytest.raises(pv.ConfigError, match="parallel"):
+        pv.IntervenableConfig(mode=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,9 +34,87 @@ _REP_FIELDS = (
 )
 
 
+def _type(value: Any) -> str:
+    return type(value).__name__
+
+
 def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{attribute.name} must be a positive int, got {value!r}.")
+        raise ConfigError(
+            f"{attribute.name} must be a positive int, got {value!r} ({_type(value)}); "
+            f"pass e.g. {attribute.name}=1."
+        )
+
+
+def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value is not None:
+        _positive_int(instance, attribute, value)
+
+
+def _as_index(value: Any) -> Any:
+    """An integer of any kind (``numpy.int64`` from ``np.arange``, a 0-d tensor) as an int;
+    anything else unchanged, for the validator to refuse with its reason."""
+    if isinstance(value, (bool, int)):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
+
+
+def _layer(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        hint = f"layer={int(value)}" if isinstance(value, str) and value.strip().isdigit() else "layer=0"
+        raise ConfigError(f"layer must be an int (the layer index), got {value!r} ({_type(value)}); use {hint}.")
+
+
+def _hashable_key(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    try:
+        hash(value)
+    except TypeError:
+        raise ConfigError(
+            f"{attribute.name} must be hashable (a str or an int), got {value!r} ({_type(value)}); "
+            f"use a string or integer key, e.g. {attribute.name}=0."
+        ) from None
+
+
+def _intervention_type(value: Any, what: str = "intervention_type") -> None:
+    """A class, a registered name or None; an instance gets a hint to use ``intervention=``."""
+    from ._interventions import Intervention
+
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, type) and issubclass(value, Intervention):
+        return
+    if isinstance(value, Intervention):
+        raise ConfigError(
+            f"{what} takes an intervention class or a registered name, got the instance "
+            f"{type(value).__name__}(...); pass the instance as intervention=..., or the class "
+            f"{what}={type(value).__name__}."
+        )
+    raise ConfigError(
+        f"{what} must be an Intervention subclass or a registered name, got {value!r} "
+        f"({_type(value)}); use e.g. {what}=vene.VanillaIntervention or {what}='VanillaIntervention'."
+    )
+
+
+def _intervention(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    from torch import nn
+
+    from ._interventions import Intervention
+
+    if value is None or isinstance(value, Intervention):
+        return
+    if isinstance(value, type):
+        raise ConfigError(
+            f"intervention takes an instance (or a function f(base, source)), got the class "
+            f"{value.__name__}; pass intervention={value.__name__}(), or intervention_type={value.__name__}."
+        )
+    if isinstance(value, nn.Module) or not callable(value):
+        raise ConfigError(
+            f"intervention must be a vene Intervention instance or a function f(base, source), got "
+            f"{_type(value)}; subclass vene.Intervention, or wrap the module in a function."
+        )
 
 
 def _partition(value: Any) -> tuple[tuple[int, int], ...] | None:
@@ -54,31 +133,65 @@ def _partition(value: Any) -> tuple[tuple[int, int], ...] | None:
     return parts
 
 
-@frozen
+@frozen(init=False)
 class RepresentationConfig:
     """One intervention site and how to intervene on it (pyvene's fields and defaults).
 
     Give it as this class, a dict of these fields, or a positional list in this order.
     ``intervention_type`` (a class, or the registered name of one) and ``intervention`` (a ready
-    instance, or a plain function ``f(base, source)``) are mutually exclusive.
+    instance, or a plain function ``f(base, source)``) are mutually exclusive. Every field is
+    checked when the record is built: a misspelled or unknown field, a wrong type or an
+    unhashable key is a :class:`ConfigError` naming the field.
     """
 
-    layer: int = 0
+    layer: int = field(default=0, converter=_as_index, validator=_layer)
     component: str = "block_output"
     unit: str = "pos"
-    max_number_of_units: int = field(default=1, validator=_positive_int)
-    low_rank_dimension: int | None = None
-    intervention_type: Any = None
-    intervention: Any = field(default=None, eq=False)
+    max_number_of_units: int = field(default=1, converter=_as_index, validator=_positive_int)
+    low_rank_dimension: int | None = field(default=None, validator=_optional_positive_int)
+    intervention_type: Any = field(default=None, validator=lambda i, a, v: _intervention_type(v))
+    intervention: Any = field(default=None, eq=False, validator=_intervention)
     subspace_partition: tuple[tuple[int, int], ...] | None = field(
         default=None, converter=_partition
     )
-    group_key: Any = None
-    intervention_link_key: Any = None
-    moe_key: Any = None
+    group_key: Any = field(default=None, validator=_hashable_key)
+    intervention_link_key: Any = field(default=None, validator=_hashable_key)
+    moe_key: Any = field(default=None, validator=_hashable_key)
     source_representation: Any = field(default=None, eq=False)
     hidden_source_representation: Any = field(default=None, eq=False)
-    latent_dim: int | None = None
+    latent_dim: int | None = field(default=None, validator=_optional_positive_int)
+
+    def __init__(
+        self,
+        layer: int = 0,
+        component: str = "block_output",
+        unit: str = "pos",
+        max_number_of_units: int = 1,
+        low_rank_dimension: int | None = None,
+        intervention_type: Any = None,
+        intervention: Any = None,
+        subspace_partition: Any = None,
+        group_key: Any = None,
+        intervention_link_key: Any = None,
+        moe_key: Any = None,
+        source_representation: Any = None,
+        hidden_source_representation: Any = None,
+        latent_dim: int | None = None,
+        *extra: Any,
+        **unknown: Any,
+    ) -> None:
+        if extra:
+            raise ConfigError(
+                f"a positional representation has at most {len(_REP_FIELDS)} fields "
+                f"({', '.join(_REP_FIELDS)}), got {len(_REP_FIELDS) + len(extra)}."
+            )
+        if unknown:
+            _unknown_field(sorted(unknown)[0])
+        self.__attrs_init__(  # type: ignore[attr-defined]  # attrs adds it with init=False
+            layer, component, unit, max_number_of_units, low_rank_dimension, intervention_type,
+            intervention, subspace_partition, group_key, intervention_link_key, moe_key,
+            source_representation, hidden_source_representation, latent_dim,
+        )
 
     def __attrs_post_init__(self) -> None:
         if self.intervention is not None and self.intervention_type is not None:
@@ -88,7 +201,10 @@ class RepresentationConfig:
                 "in `intervention`, or a class in `intervention_type`."
             )
         if not isinstance(self.component, str):
-            raise ConfigError(f"component must be a string, got {self.component!r}.")
+            raise ConfigError(
+                f"component must be a string, got {self.component!r} ({_type(self.component)}); "
+                "use an abstract name such as 'block_output' or a dotted path such as 'h[0].mlp.output'."
+            )
         from ._sites import Unit
 
         Unit.parse(self.unit)
@@ -100,25 +216,23 @@ class RepresentationConfig:
         if isinstance(value, Mapping):
             unknown = set(value) - set(_REP_FIELDS)
             if unknown:
-                from ._errors import nearest
-
-                bad = sorted(unknown)[0]
-                raise ConfigError(
-                    f"unknown representation field {bad!r}.{nearest(bad, _REP_FIELDS)} "
-                    f"Fields: {', '.join(_REP_FIELDS)}."
-                )
+                _unknown_field(sorted(unknown, key=str)[0])
             return cls(**value)
         if isinstance(value, Sequence) and not isinstance(value, str):
-            if len(value) > len(_REP_FIELDS):
-                raise ConfigError(
-                    f"a positional representation has at most {len(_REP_FIELDS)} fields "
-                    f"({', '.join(_REP_FIELDS)}), got {len(value)}."
-                )
             return cls(*value)
         raise ConfigError(
             f"cannot read a representation from {type(value).__name__}; give a "
             "RepresentationConfig, a dict of its fields or a positional list."
         )
+
+
+def _unknown_field(name: Any) -> None:
+    from ._errors import nearest
+
+    raise ConfigError(
+        f"unknown representation field {name!r}.{nearest(str(name), _REP_FIELDS)} "
+        f"Fields: {', '.join(_REP_FIELDS)}."
+    )
 
 
 def _representations(value: Any) -> tuple[RepresentationConfig, ...]:
@@ -133,9 +247,23 @@ def _representations(value: Any) -> tuple[RepresentationConfig, ...]:
 
 
 def _mode(value: str) -> str:
-    if value not in ("parallel", "serial"):
-        raise ConfigError(f"mode must be 'parallel' or 'serial', got {value!r}.")
+    if not isinstance(value, str) or value not in ("parallel", "serial"):
+        raise ConfigError(f"mode must be 'parallel' or 'serial', got {value!r}; use mode='parallel'.")
     return value
+
+
+def _intervention_types(value: Any) -> None:
+    if isinstance(value, (list, tuple)):
+        for i, t in enumerate(value):
+            _intervention_type(t, f"intervention_types[{i}]")
+    else:
+        _intervention_type(value, "intervention_types")
+
+
+_CONFIG_ARGS = (
+    "representations", "intervention_types", "mode", "sorted_keys", "model_type",
+    "intervention_dimensions", "intervention_constant_sources",
+)
 
 
 # keys pyvene's config (a transformers PretrainedConfig) carries that mean nothing to vene
@@ -156,7 +284,7 @@ class IntervenableConfig:
     representations: tuple[RepresentationConfig, ...] = field(
         factory=lambda: (RepresentationConfig(),), converter=_representations
     )
-    intervention_types: Any = None
+    intervention_types: Any = field(default=None, validator=lambda i, a, v: _intervention_types(v))
     mode: str = field(default="parallel", validator=lambda i, a, v: _mode(v))
     model_type: Any = field(default=None, eq=False)
     sorted_keys: Any = field(default=None, eq=False)
@@ -176,10 +304,13 @@ class IntervenableConfig:
     ) -> None:
         unknown = set(kwargs) - _IGNORED_CONFIG_KEYS
         if unknown:
+            from ._errors import nearest
+
+            bad = sorted(unknown)[0]
             raise ConfigError(
-                f"IntervenableConfig got unknown arguments {sorted(unknown)}; it takes "
-                "representations, intervention_types, mode (and pyvene's sorted_keys, model_type, "
-                "intervention_dimensions, intervention_constant_sources)."
+                f"IntervenableConfig got unknown arguments {sorted(unknown)}.{nearest(bad, _CONFIG_ARGS)} "
+                "It takes representations, intervention_types, mode (and pyvene's sorted_keys, "
+                "model_type, intervention_dimensions, intervention_constant_sources)."
             )
         self.__attrs_init__(  # type: ignore[attr-defined]  # attrs adds it with init=False
             (RepresentationConfig(),) if representations is None else representations,
