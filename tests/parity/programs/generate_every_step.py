@@ -4,11 +4,6 @@ import pyvene as pv
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-PENDING = (
-    "generate() with unit_locations and intervene_on_prompt=False must intervene those positions "
-    "of every call after the prompt (pyvene), not raise ConfigError (_model._generation_steps)"
-)
-
 config = GPT2Config(n_layer=2, n_embd=32, n_head=4, vocab_size=50, n_positions=16, eos_token_id=None)
 gpt2 = shared("gpt2", GPT2LMHeadModel(config).eval())
 prompt = {"input_ids": torch.tensor([[1, 2, 3, 4]])}
