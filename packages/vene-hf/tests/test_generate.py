@@ -234,6 +234,40 @@ def test_beams_follow_the_prompt_intervention(arch, prompt):
     assert torch.equal(cached, recomputed)
 
 
+def test_beams_over_a_batch_take_each_examples_own_source(arch, prompt):
+    # beam search keeps num_beams rows per example (rows i*k .. i*k+k-1 are example i): each row
+    # must be written from its own example's source (pyvene 0.1.8 fails here with a shape error)
+    _, model, path, block = arch
+    torch.manual_seed(5)
+    source = torch.randint(1, VOCAB, prompt.shape)
+    im = pv.IntervenableModel({"component": path}, model)  # VanillaIntervention
+    beams = {"num_beams": 3, "num_return_sequences": 2, "max_new_tokens": 4, "do_sample": False,
+             "pad_token_id": 0, "use_cache": False}
+    _, ours = im.generate({"input_ids": prompt}, [{"input_ids": source}],
+                          unit_locations={"sources->base": (4, 4)}, intervene_on_prompt=True, **beams)
+    # expectation: the source's block output at position 4, repeated per beam, written by a plain hook
+    seen = []
+    handle = block.register_forward_hook(_edit_hook(lambda h: seen.append(h) or h))
+    with torch.no_grad():
+        model(input_ids=source)
+    handle.remove()
+    src = seen[0][:, 4].repeat_interleave(3, dim=0)  # [batch * beams, width]
+
+    def put(h):
+        h = h.clone()
+        h[:, 4] = src
+        return h
+
+    handle = block.register_forward_hook(_edit_hook(put))
+    try:
+        expected = model.generate(input_ids=prompt, **beams)
+    finally:
+        handle.remove()
+    assert ours.shape == (4, prompt.shape[1] + 4)
+    assert torch.equal(ours, expected)
+    assert not torch.equal(ours, model.generate(input_ids=prompt, **beams))  # the write mattered
+
+
 # ---------------------------------------------------------------------------------------------
 # left padding
 # ---------------------------------------------------------------------------------------------
