@@ -87,6 +87,18 @@ def run_tiny(model: TinyTransformer, ids: torch.Tensor, edit=None) -> torch.Tens
     return model.head(x)
 
 
+def capture(model: TinyTransformer, ids: torch.Tensor) -> dict:
+    """All intermediate tensors of :func:`run_tiny`, keyed ``(name, layer)``."""
+    seen = {}
+
+    def edit(name, layer, t):
+        seen[(name, layer)] = t
+        return t
+
+    run_tiny(model, ids, edit)
+    return seen
+
+
 @pytest.fixture
 def tiny():
     torch.manual_seed(0)

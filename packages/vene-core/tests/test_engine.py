@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import run_tiny
+from conftest import capture, run_tiny
 
 import vene as pv
-
-
-def capture(model, ids):
-    """All intermediate tensors of a hand-written forward, keyed (name, layer)."""
-    seen = {}
-
-    def edit(name, layer, t):
-        seen[(name, layer)] = t
-        return t
-
-    run_tiny(model, ids, edit)
-    return seen
 
 
 def replaced(model, ids, where, fn):

@@ -12,21 +12,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import run_tiny
+from conftest import capture, run_tiny
 
 import vene as pv
-
-
-def capture(model, ids):
-    seen = {}
-
-    def edit(name, layer, t):
-        seen[(name, layer)] = t
-        return t
-
-    run_tiny(model, ids, edit)
-    return seen
-
 
 # ---------------------------------------------------------------------------------------------
 # (a) a None source for a constant-source intervention: applied, as in pyvene
