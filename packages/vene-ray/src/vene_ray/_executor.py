@@ -17,7 +17,7 @@ from typing import Any
 from torch import nn
 
 from vene.errors import ConfigError
-from vene.patching import PatchingResult, SweepTask, run_task
+from vene.patching import PatchingResult, SweepTask, build_model, run_task
 
 __all__ = ["RayExecutor", "SweepWorker"]
 
@@ -34,14 +34,7 @@ class SweepWorker:
     def __init__(self, factory: list[Any]) -> None:
         import ray
 
-        model_factory = ray.get(factory[0])
-        model = model_factory()
-        if not isinstance(model, nn.Module):
-            raise ConfigError(
-                f"the model factory returned {type(model).__name__}, not a torch.nn.Module; pass a function "
-                "that builds the model."
-            )
-        self.model = model.eval()
+        self.model = build_model(ray.get(factory[0]))
 
     def run(self, task: SweepTask) -> tuple[PatchingResult, float]:
         """The task's result and the seconds it took to compute."""

@@ -13,7 +13,7 @@ from ._executor import Patch, Perturbation
 from ._metrics import kl_divergence, logit_diff, target_prob
 from ._result import PatchingResult
 from ._runner import Runner, logits_of
-from ._sweep import LocalExecutor, SweepExecutor, SweepTask, run_task, sweep
+from ._sweep import LocalExecutor, SweepExecutor, SweepTask, build_model, run_task, sweep
 
 __all__ = [
     "activation_patching",
@@ -31,6 +31,7 @@ __all__ = [
     "logits_of",
     "sweep",
     "run_task",
+    "build_model",
     "SweepTask",
     "SweepExecutor",
     "LocalExecutor",

@@ -33,6 +33,7 @@ __all__ = [
     "LocalExecutor",
     "sweep",
     "run_task",
+    "build_model",
     "make_tasks",
     "gather",
     "get_executor",
@@ -79,7 +80,8 @@ class SweepExecutor(Protocol):
     ) -> None: ...
 
 
-def _build(model_factory: Callable[[], nn.Module]) -> nn.Module:
+def build_model(model_factory: Callable[[], nn.Module]) -> nn.Module:
+    """``model_factory()`` in eval mode, refused unless it is a torch module (each worker calls it once)."""
     model = model_factory()
     if not isinstance(model, nn.Module):
         raise ConfigError(
@@ -111,7 +113,7 @@ class LocalExecutor:
     ) -> None:
         if not tasks:
             return
-        model = _build(model_factory)
+        model = build_model(model_factory)
         for task in tasks:
             on_result(task, run_task(model, task, registry))
 
